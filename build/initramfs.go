@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/goheads/goheads/pkg/cpio"
+	"github.com/u-root/gobusybox/src/pkg/bb"
+	"github.com/u-root/gobusybox/src/pkg/bb/findpkg"
+	"github.com/u-root/gobusybox/src/pkg/golang"
+)
+
+const module = "github.com/goheads/goheads"
+
+// bbRecipe names how the busybox binary is built; bump it when that changes.
+const bbRecipe = "gobusybox v0.3.0 strip trimpath cgo=0 v1"
+
+// urootCommands are the u-root core commands a recovery shell needs. Every
+// one costs bytes in the flash: add with care (make bench shows the size).
+var urootCommands = []string{
+	"gosh", "ls", "cat", "cp", "mv", "rm", "mkdir", "ln", "chmod", "mount", "umount",
+	"dmesg", "uname", "sync", "ps", "kill", "grep", "hexdump", "dd", "sleep", "date",
+	"echo", "more", "find", "df", "free", "shasum", "head", "tail", "wc", "blkid", "hwclock",
+}
+
+// xzArgs are fixed so the same cpio always compresses to the same bytes; the
+// kernel's decompressor needs CRC32 checks, and one thread keeps a single
+// block (multi-threaded xz splits blocks by timing-independent size, but -T1
+// removes the question).
+var xzArgs = []string{"--check=crc32", "--lzma2=dict=1MiB", "-9", "-T1", "--stdout", "--quiet"}
+
+// Initramfs is a built initramfs.
+type Initramfs struct {
+	Busybox string // path of bb
+	CPIO    string // uncompressed archive
+	XZ      string // initrd.cpio.xz
+	Version string
+	Cmds    []string // command names linked to bb
+}
+
+// projectCommands lists cmds/<name> directories.
+func projectCommands(root string) ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(root, "cmds"))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		if m, _ := filepath.Glob(filepath.Join(root, "cmds", e.Name(), "*.go")); len(m) > 0 {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// sourceVersion is `git describe` of the tree, or "unknown" outside git.
+func sourceVersion(root string) string {
+	out, err := exec.Command("git", "-C", root, "describe", "--always", "--dirty", "--abbrev=12").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// busyboxKey hashes everything that goes into the busybox binary: the Go
+// toolchain, the module graph, every Go file under cmds/ and pkg/, the
+// command list and the recipe.
+func busyboxKey(root string, cmds []string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", bbRecipe, runtime.Version(), strings.Join(cmds, ","), os.Getenv("GOAMD64"))
+	for _, f := range []string{"go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", f, len(b))
+		h.Write(b)
+	}
+	for _, dir := range []string{"cmds", "pkg"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && (d.Name() == "testdata") {
+				return filepath.SkipDir
+			}
+			if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(b))
+			h.Write(b)
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:24], nil
+}
+
+// buildBusybox compiles every command into one binary with gobusybox, or
+// reuses the cached binary built from identical inputs.
+func buildBusybox(ctx context.Context, root string, names []string, logw io.Writer) (string, error) {
+	key, err := busyboxKey(root, names)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(cacheDir(), "bb", key)
+	bin := filepath.Join(dir, "bb")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	unlock, err := lockFile(filepath.Join(dir, ".lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(bin); err == nil {
+		fmt.Fprintf(logw, "build: busybox %s from cache\n", key)
+		return bin, nil
+	}
+	absRoot, err := filepath.Abs(root)
+	if err != nil {
+		return "", err
+	}
+	var paths []string
+	for _, n := range names {
+		if isUroot(n) {
+			paths = append(paths, "github.com/u-root/u-root/cmds/core/"+n)
+		} else {
+			paths = append(paths, module+"/cmds/"+n)
+		}
+	}
+	gen := filepath.Join(dir, "gen")
+	os.RemoveAll(gen)
+	env := golang.Default(golang.DisableCGO(), golang.WithGOOS("linux"), golang.WithGOARCH("amd64"), golang.WithWorkingDir(absRoot))
+	fmt.Fprintf(logw, "build: compiling busybox %s (%d commands; ~1 minute)\n", key, len(names))
+	start := time.Now()
+	err = bb.BuildBusybox(log.New(logw, "gobusybox: ", 0), &bb.Opts{
+		Env:          env,
+		LookupEnv:    &findpkg.Env{},
+		GenSrcDir:    gen,
+		CommandPaths: paths,
+		BinaryPath:   bin + ".tmp",
+		// Defaults: stripped, no build ID, -trimpath: reproducible.
+		GoBuildOpts: &golang.BuildOpts{},
+	})
+	os.RemoveAll(gen)
+	if err != nil {
+		return "", fmt.Errorf("busybox build: %w", err)
+	}
+	fmt.Fprintf(logw, "build: busybox compiled in %s\n", time.Since(start).Round(time.Second))
+	return bin, os.Rename(bin+".tmp", bin)
+}
+
+func isUroot(name string) bool {
+	for _, n := range urootCommands {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// BuildInitramfs builds out/<board>/initrd.cpio(.xz) for the board.
+func BuildInitramfs(ctx context.Context, o *Options, b *Board) (*Initramfs, error) {
+	logw := os.Stderr
+	if _, err := exec.LookPath("xz"); err != nil {
+		return nil, &fixError{what: "xz not found", fix: "apt-get install xz-utils"}
+	}
+	own, err := projectCommands(o.Root)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range own {
+		if isUroot(n) {
+			return nil, fmt.Errorf("cmds/%s collides with the u-root command of the same name", n)
+		}
+	}
+	names := append(append([]string(nil), own...), urootCommands...)
+	sort.Strings(names)
+	bin, err := buildBusybox(ctx, o.Root, names, logw)
+	if err != nil {
+		return nil, err
+	}
+	bbBytes, err := os.ReadFile(bin)
+	if err != nil {
+		return nil, err
+	}
+	ver := sourceVersion(o.Root)
+	cfg := b.Config.Clone()
+	cfg.Set("CONFIG_GOHEADS_VERSION", ver)
+
+	entries := []cpio.Entry{
+		cpio.Dir("bbin", 0o755),
+		cpio.File("bbin/bb", 0o755, bbBytes),
+		cpio.Symlink("bin", "bbin"),
+		cpio.Symlink("sbin", "bbin"),
+		cpio.Symlink("init", "bbin/init"),
+		cpio.Dir("dev", 0o755),
+		// The kernel opens /dev/console for init before anything is mounted.
+		cpio.CharDev("dev/console", 0o600, 5, 1),
+		cpio.CharDev("dev/null", 0o666, 1, 3),
+		cpio.Dir("etc", 0o755),
+		cpio.File("etc/config", 0o644, cfg.SortedBytes()),
+	}
+	for _, d := range []string{"boot", "media", "mnt", "proc", "root", "run", "sys", "tmp", "var"} {
+		entries = append(entries, cpio.Dir(d, 0o755))
+	}
+	for _, n := range names {
+		entries = append(entries, cpio.Symlink("bbin/"+n, "bb"))
+	}
+	var raw bytes.Buffer
+	if err := cpio.WriteAll(&raw, entries); err != nil {
+		return nil, err
+	}
+	outDir := o.OutDir(b)
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, err
+	}
+	ir := &Initramfs{
+		Busybox: filepath.Join(outDir, "bb"),
+		CPIO:    filepath.Join(outDir, "initrd.cpio"),
+		XZ:      filepath.Join(outDir, "initrd.cpio.xz"),
+		Version: ver,
+		Cmds:    names,
+	}
+	if err := writeFileAtomic(ir.Busybox, bbBytes, 0o755); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(ir.CPIO, raw.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, "xz", xzArgs...)
+	cmd.Stdin = bytes.NewReader(raw.Bytes())
+	var xzOut, xzErr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &xzOut, &xzErr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("xz: %v: %s", err, xzErr.String())
+	}
+	if err := writeFileAtomic(ir.XZ, xzOut.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(logw, "build: %s: %d bytes (%d uncompressed, busybox %d)\n", ir.XZ, xzOut.Len(), raw.Len(), len(bbBytes))
+	return ir, nil
+}
+
+// writeFileAtomic writes data to a temporary file and renames it into place.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, perm); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

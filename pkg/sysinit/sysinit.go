@@ -1,0 +1,165 @@
+// Package sysinit is what PID 1 needs before any boot policy runs: the
+// virtual filesystems, the environment, the console, and a supervisor that
+// keeps the boot script (or a shell) alive and reaps orphans.
+package sysinit
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Mount is one filesystem init mounts.
+type Mount struct {
+	Source, Target, FSType string
+	Flags                  uintptr
+	Data                   string
+	// Optional mounts may fail (the kernel may lack the filesystem).
+	Optional bool
+}
+
+// Mounts are Heads' virtual filesystems (initrd/init and etc/fstab).
+var Mounts = []Mount{
+	{Source: "proc", Target: "/proc", FSType: "proc", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+	{Source: "sysfs", Target: "/sys", FSType: "sysfs", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+	{Source: "devtmpfs", Target: "/dev", FSType: "devtmpfs", Flags: unix.MS_NOSUID, Data: "mode=0755"},
+	{Source: "devpts", Target: "/dev/pts", FSType: "devpts", Flags: unix.MS_NOSUID | unix.MS_NOEXEC, Data: "gid=5,mode=620", Optional: true},
+	// Secrets live under /tmp/secret: tmpfs, never on disk.
+	{Source: "tmpfs", Target: "/tmp", FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=1777"},
+	{Source: "securityfs", Target: "/sys/kernel/security", FSType: "securityfs", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, Optional: true},
+}
+
+// MountAll mounts ms in order. A filesystem already mounted there (EBUSY, as
+// devtmpfs can be) counts as done. Optional mounts only warn.
+func MountAll(ms []Mount, warn io.Writer) error {
+	for _, m := range ms {
+		if err := os.MkdirAll(m.Target, 0o755); err != nil && !m.Optional {
+			return fmt.Errorf("mkdir %s: %w", m.Target, err)
+		}
+		err := unix.Mount(m.Source, m.Target, m.FSType, m.Flags, m.Data)
+		if err == nil || errors.Is(err, unix.EBUSY) {
+			continue
+		}
+		if m.Optional {
+			fmt.Fprintf(warn, "init: mount %s on %s: %v (continuing)\n", m.FSType, m.Target, err)
+			continue
+		}
+		return fmt.Errorf("mount %s on %s: %w", m.FSType, m.Target, err)
+	}
+	return nil
+}
+
+// Env is the environment init gives its children.
+func Env(term string) []string {
+	return []string{
+		"PATH=/bin:/bbin:/sbin",
+		"HOME=/",
+		"TERM=" + term,
+		"PWD=/",
+	}
+}
+
+// ConsoleTerm picks a TERM the menu can draw with. There is no terminfo
+// database in the initramfs; tcell knows "linux", "vt100" and "xterm*"
+// built in, so anything else falls back to "linux" (what the kernel gives
+// init on a VT), or "vt100" on a serial console.
+func ConsoleTerm(kernelTerm string, serial bool) string {
+	switch {
+	case kernelTerm == "linux" || kernelTerm == "vt100" || kernelTerm == "vt102" || strings.HasPrefix(kernelTerm, "xterm"):
+		if serial && kernelTerm == "linux" {
+			return "vt100"
+		}
+		return kernelTerm
+	case serial:
+		return "vt100"
+	}
+	return "linux"
+}
+
+// SerialConsole reports whether the kernel's last console= argument (the one
+// /dev/console follows) is a serial port.
+func SerialConsole(cmdline string) bool {
+	serial := false
+	for _, f := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(f, "console="); ok {
+			serial = strings.HasPrefix(v, "ttyS") || strings.HasPrefix(v, "ttyAMA") || strings.HasPrefix(v, "hvc")
+		}
+	}
+	return serial
+}
+
+// Child is a program init keeps running.
+type Child struct {
+	Path string
+	Args []string
+	Env  []string
+	// Console is the terminal the child owns (its controlling TTY).
+	Console string
+}
+
+func (c Child) start() (int, error) {
+	tty, err := os.OpenFile(c.Console, os.O_RDWR, 0)
+	if err != nil {
+		return 0, fmt.Errorf("open console %s: %w", c.Console, err)
+	}
+	defer tty.Close()
+	attr := &os.ProcAttr{
+		Dir:   "/",
+		Env:   c.Env,
+		Files: []*os.File{tty, tty, tty},
+		Sys:   &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0},
+	}
+	p, err := os.StartProcess(c.Path, append([]string{c.Path}, c.Args...), attr)
+	if err != nil {
+		return 0, err
+	}
+	return p.Pid, nil
+}
+
+// Supervise starts child and restarts it whenever it exits, reaping every
+// other process that dies on the way (PID 1 inherits orphans). It never
+// returns. A child that dies within a second of starting is restarted after
+// a pause, so a broken boot script does not spin the CPU.
+func Supervise(child Child, log io.Writer) {
+	for {
+		started := time.Now()
+		pid, err := child.start()
+		if err != nil {
+			fmt.Fprintf(log, "init: start %s: %v\n", child.Path, err)
+			time.Sleep(2 * time.Second)
+			continue
+		}
+		for {
+			var ws unix.WaitStatus
+			got, err := unix.Wait4(-1, &ws, 0, nil)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil || got == pid {
+				break
+			}
+		}
+		if time.Since(started) < time.Second {
+			fmt.Fprintf(log, "init: %s exited at once; restarting in 2 s\n", child.Path)
+			time.Sleep(2 * time.Second)
+		}
+	}
+}
+
+// PowerOff syncs and powers the machine off.
+func PowerOff() error {
+	unix.Sync()
+	return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}
+
+// Reboot syncs and restarts the machine.
+func Reboot() error {
+	unix.Sync()
+	return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+}
