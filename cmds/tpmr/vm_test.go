@@ -71,3 +71,48 @@ func hostExtend(size int, data []byte) string {
 	v := sha256.Sum256(append(make([]byte, 32), d[:]...))
 	return hex.EncodeToString(v[:])
 }
+
+// TestVMSealAcrossReboot: tpmr in the initramfs takes ownership, seals to
+// PCRs 0-7, and after a reboot of the VM (same swtpm state) unseals; after
+// a PCR 7 extend it refuses, naming PCR 7.
+func TestVMSealAcrossReboot(t *testing.T) {
+	for _, tc := range []struct {
+		board string
+		tpm   vmtest.TPM
+	}{
+		{"qemu-tpm2", vmtest.TPM20},
+		{"qemu-tpm1", vmtest.TPM12},
+	} {
+		t.Run(tc.board, func(t *testing.T) {
+			a := vmtest.BoardArtifacts(t, tc.board)
+			state := t.TempDir()
+			cfg := vmtest.Config{Kernel: a.Kernel, Initrd: a.Initrd, Append: "console=ttyS0 quiet", TPM: tc.tpm, TPMState: state}
+
+			vm := vmtest.StartT(t, cfg)
+			vm.MustExpect(t, "> ", 2*time.Minute)
+			vm.Shell(t, "tpmr reset ownerpass && echo RESET-OK", time.Minute)
+			out := vm.Shell(t, "echo -n vmtest-secret-0123456 > /tmp/secret.txt && "+
+				"tpmr pcrread 0 /tmp/pcrs && for i in 1 2 3 4 5 6 7; do tpmr pcrread -a $i /tmp/pcrs; done && "+
+				"tpmr seal /tmp/secret.txt 4d47 0,1,2,3,4,5,6,7 /tmp/pcrs 312 '' ownerpass && echo SEAL-OK", time.Minute)
+			if !strings.Contains(out, "SEAL-OK") {
+				t.Fatalf("seal in the VM failed:\n%s", out)
+			}
+			vm.MustSend(t, "poweroff\r")
+			if err := vm.Wait(time.Minute); err != nil {
+				t.Fatal(err)
+			}
+
+			vm = vmtest.StartT(t, cfg) // reboot: new QEMU and swtpm, same TPM state
+			vm.MustExpect(t, "> ", 2*time.Minute)
+			if out := vm.Shell(t, "tpmr unseal 4d47 0,1,2,3,4,5,6,7 312 /tmp/out && cat /tmp/out", time.Minute); !strings.Contains(out, "vmtest-secret-0123456") {
+				t.Fatalf("unseal after reboot:\n%s", out)
+			}
+			out = vm.Shell(t, "tpmr extend -ix 7 -ic changed-config; tpmr unseal 4d47 0,1,2,3,4,5,6,7 312 /tmp/out2 || echo UNSEAL-REFUSED", time.Minute)
+			if !strings.Contains(out, "UNSEAL-REFUSED") || !strings.Contains(out, "PCR 7 changed") {
+				t.Fatalf("unseal after a PCR 7 change should fail naming PCR 7:\n%s", out)
+			}
+			vm.MustSend(t, "poweroff\r")
+			vm.Wait(time.Minute)
+		})
+	}
+}

@@ -58,7 +58,7 @@ func (f Family) NewHash() hash.Hash {
 // TPM is an open TPM of either family.
 type TPM struct {
 	fam    Family
-	t      *Counter
+	t      *CountingTransport
 	closer io.Closer
 	// Log, if set, receives one record per extend (see MeasurementLog).
 	Log *MeasurementLog
@@ -68,9 +68,9 @@ type TPM struct {
 
 // New wraps a transport to a TPM of the given family.
 func New(t Transport, fam Family, closer io.Closer) *TPM {
-	c, ok := t.(*Counter)
+	c, ok := t.(*CountingTransport)
 	if !ok {
-		c = &Counter{T: t}
+		c = &CountingTransport{T: t}
 	}
 	return &TPM{fam: fam, t: c, closer: closer}
 }
@@ -80,7 +80,7 @@ func (t *TPM) Family() Family { return t.fam }
 
 // Transport returns the (counting) transport, for commands this package does
 // not wrap.
-func (t *TPM) Transport() *Counter { return t.t }
+func (t *TPM) Transport() *CountingTransport { return t.t }
 
 // Commands returns how many TPM commands were sent through this handle.
 func (t *TPM) Commands() int64 { return t.t.Count() }

@@ -1,6 +1,7 @@
 package tpm
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -43,4 +44,33 @@ func wrap20(op string, err error) error {
 // errorf20 is a convenience for formatted operation names.
 func errorf20(err error, format string, a ...any) error {
 	return wrap20(fmt.Sprintf(format, a...), err)
+}
+
+// runPW20 sends a TPM 2.0 command that go-tpm's direct API lacks, with one
+// password authorization for handle (TPM_RS_PW), and checks the response code.
+func (t *TPM) runPW20(cc uint32, handle tpm2.TPMHandle, auth, params []byte) error {
+	b := binary.BigEndian.AppendUint16(nil, 0x8002) // TPM_ST_SESSIONS
+	b = binary.BigEndian.AppendUint32(b, 0)
+	b = binary.BigEndian.AppendUint32(b, cc)
+	b = binary.BigEndian.AppendUint32(b, uint32(handle))
+	area := binary.BigEndian.AppendUint32(nil, 0x40000009) // TPM_RS_PW
+	area = binary.BigEndian.AppendUint16(area, 0)          // nonce
+	area = append(area, 0)                                 // attributes
+	area = binary.BigEndian.AppendUint16(area, uint16(len(auth)))
+	area = append(area, auth...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(area)))
+	b = append(b, area...)
+	b = append(b, params...)
+	binary.BigEndian.PutUint32(b[2:], uint32(len(b)))
+	rsp, err := t.t.Send(b)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrTransport, err)
+	}
+	if len(rsp) < 10 {
+		return fmt.Errorf("TPM 2.0 command 0x%x: short response", cc)
+	}
+	if rc := binary.BigEndian.Uint32(rsp[6:10]); rc != 0 {
+		return tpm2.TPMRC(rc)
+	}
+	return nil
 }

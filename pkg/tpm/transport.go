@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2/transport"
+	"golang.org/x/sys/unix"
 )
 
 // Transport carries one TPM command and its response. It is go-tpm's
@@ -30,11 +31,17 @@ type device struct {
 }
 
 // OpenDevice opens a kernel TPM device.
+//
+// It must stay blocking: os.OpenFile would register the descriptor with
+// Go's poller, which sets O_NONBLOCK, and the kernel then sends commands
+// asynchronously and answers a read that comes before a slow command
+// finishes with 0 bytes instead of waiting (drivers/char/tpm/tpm-dev-common.c).
 func OpenDevice(path string) (io.Closer, Transport, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
+	f := os.NewFile(uintptr(fd), path)
 	d := &device{f: f}
 	return d, d, nil
 }
@@ -100,21 +107,59 @@ func (s *stream) Send(cmd []byte) ([]byte, error) {
 
 func (s *stream) Close() error { return s.c.Close() }
 
-// Counter counts the commands sent through it, so benchmarks and tests can
+// CountingTransport counts the commands sent through it, so benchmarks and tests can
 // say how many TPM round trips a flow costs.
-type Counter struct {
+type CountingTransport struct {
 	T     Transport
 	count atomic.Int64
 }
 
-// Send forwards cmd and counts it.
-func (c *Counter) Send(cmd []byte) ([]byte, error) {
-	c.count.Add(1)
-	return c.T.Send(cmd)
+// Send forwards cmd and counts it. A TPM that answers "retry" (busy with
+// NV writes, self-test, or yielding) gets the same command again after a
+// growing pause, as tpm2-tss and the kernel's TPM core do.
+func (c *CountingTransport) Send(cmd []byte) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		c.count.Add(1)
+		rsp, err := c.T.Send(cmd)
+		if err != nil || len(rsp) < 10 || attempt >= 12 {
+			return rsp, err
+		}
+		switch binary.BigEndian.Uint32(rsp[6:10]) {
+		case 0x922, 0x908, 0x90A, 0x800: // TPM2 RETRY, YIELDED, TESTING; TPM 1.2 TPM_RETRY
+			time.Sleep(time.Duration(1<<min(attempt, 9)) * time.Millisecond)
+			continue
+		}
+		return rsp, nil
+	}
+}
+
+// readWriter adapts a Transport to the io.ReadWriter go-tpm's TPM 1.2
+// package expects: Write sends, Read returns the response.
+type readWriter struct {
+	t   Transport
+	rsp []byte
+}
+
+func (rw *readWriter) Write(p []byte) (int, error) {
+	rsp, err := rw.t.Send(p)
+	if err != nil {
+		return 0, err
+	}
+	rw.rsp = rsp
+	return len(p), nil
+}
+
+func (rw *readWriter) Read(p []byte) (int, error) {
+	if len(rw.rsp) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, rw.rsp)
+	rw.rsp = rw.rsp[n:]
+	return n, nil
 }
 
 // Count returns the number of commands sent so far.
-func (c *Counter) Count() int64 { return c.count.Load() }
+func (c *CountingTransport) Count() int64 { return c.count.Load() }
 
 // ErrTransport wraps failures to reach the TPM at all.
 var ErrTransport = errors.New("tpm transport")

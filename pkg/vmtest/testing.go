@@ -142,17 +142,23 @@ func (vm *VM) MustSend(t testing.TB, s string) {
 	}
 }
 
-// Shell runs one command line at the goheads shell prompt and returns what
-// it printed between two markers, so the output is unambiguous even when
-// the shell echoes input.
-func (vm *VM) Shell(t testing.TB, cmdline string, timeout time.Duration) string {
+// Shell runs a shell script at the goheads shell prompt and returns what it
+// printed. Only two short lines are typed at the interactive prompt (its
+// line editor redraws the whole line per keystroke, which is slow on a
+// serial line): `cat` copies the script from the terminal in cooked mode,
+// then gosh runs it. Markers around the output are built by the shell from
+// two halves so the echoed input never matches them.
+func (vm *VM) Shell(t testing.TB, script string, timeout time.Duration) string {
 	t.Helper()
 	shellSeq++
-	begin, end := fmt.Sprintf("@@BEGIN%d@@", shellSeq), fmt.Sprintf("@@END%d@@", shellSeq)
-	// The markers are built by the shell from two halves so the echo of
-	// the command line itself never matches them.
-	line := fmt.Sprintf("echo @@BEGIN%d\"\"@@; %s; echo @@END%d\"\"@@\r", shellSeq, cmdline, shellSeq)
-	vm.MustSend(t, line)
+	n := shellSeq
+	ready, begin, end := fmt.Sprintf("@@READY%d@@", n), fmt.Sprintf("@@BEGIN%d@@", n), fmt.Sprintf("@@END%d@@", n)
+	file := fmt.Sprintf("/tmp/.vmtest%d", n)
+	vm.MustSend(t, fmt.Sprintf("echo @@READY%d\"\"@@; cat > %s\r", n, file))
+	vm.MustExpect(t, ready, timeout)
+	vm.MustSend(t, fmt.Sprintf("echo @@BEGIN%d\"\"@@\n%s\necho @@END%d\"\"@@\n\x04", n, script, n))
+	vm.MustSend(t, "gosh "+file+"\r")
+	vm.MustExpect(t, "gosh "+file, timeout)
 	vm.MustExpect(t, begin, timeout)
 	m := vm.MustExpectRE(t, `(?s)^(.*?)`+regexp.QuoteMeta(end), timeout)
 	return strings.TrimSpace(strings.ReplaceAll(m[1], "\r", ""))

@@ -58,7 +58,13 @@ type Config struct {
 	Kernel string // bzImage for -kernel; empty when BIOS boots a payload itself
 	Initrd string
 	Append string
-	BIOS   string // coreboot ROM; empty for QEMU's SeaBIOS
+	// BIOS is the firmware: a coreboot ROM, SeaBIOS ("seabios"), or empty
+	// for the default. With Kernel set the default is qboot: it loads the
+	// kernel and leaves the TPM alone, as coreboot does (Linux starts the
+	// TPM itself). SeaBIOS instead locks the TPM 2.0 platform hierarchy and
+	// TPM 1.2 physical presence, which makes Heads' "Reset the TPM"
+	// impossible from the OS.
+	BIOS string
 	// Machine is the QEMU machine type (default q35).
 	Machine  string
 	MemoryMB int
@@ -100,6 +106,9 @@ type VM struct {
 
 // ErrMissingTool is returned when qemu or swtpm is not installed.
 var ErrMissingTool = errors.New("missing host tool")
+
+// QBoot is QEMU's minimal -kernel firmware (Debian: qemu-system-data).
+const QBoot = "/usr/share/qemu/qboot.rom"
 
 // QEMUBinary is the emulator used.
 const QEMUBinary = "qemu-system-x86_64"
@@ -228,8 +237,15 @@ func (vm *VM) qemuArgs(tpmArgs []string) ([]string, error) {
 	if !c.AllowReboot {
 		args = append(args, "-no-reboot")
 	}
-	if c.BIOS != "" {
-		args = append(args, "-bios", c.BIOS)
+	switch bios := c.BIOS; {
+	case bios == "seabios":
+	case bios != "":
+		args = append(args, "-bios", bios)
+	case c.Kernel != "":
+		if _, err := os.Stat(QBoot); err != nil {
+			return nil, fmt.Errorf("%w: %s not found; install it: apt-get install qemu-system-data", ErrMissingTool, QBoot)
+		}
+		args = append(args, "-bios", QBoot)
 	}
 	if c.Kernel != "" {
 		args = append(args, "-kernel", c.Kernel)

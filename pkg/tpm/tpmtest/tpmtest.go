@@ -5,10 +5,12 @@ package tpmtest
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +25,47 @@ type Sim struct {
 	StateDir string
 	cmd      *exec.Cmd
 	tpm      *tpm.TPM
+	conn     *redial
 	log      string
+}
+
+// redial connects to swtpm on first use and again after Detach: swtpm
+// serves one client at a time, so the Go side steps aside while an
+// independent client (tpm2-tools) talks to the same TPM.
+type redial struct {
+	mu   sync.Mutex
+	path string
+	c    io.Closer
+	t    tpm.Transport
+}
+
+func (r *redial) Send(cmd []byte) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.t == nil {
+		c, t, err := tpm.DialSocket("unix", r.path)
+		if err != nil {
+			return nil, err
+		}
+		r.c, r.t = c, t
+	}
+	rsp, err := r.t.Send(cmd)
+	if err != nil {
+		r.c.Close()
+		r.c, r.t = nil, nil
+	}
+	return rsp, err
+}
+
+func (r *redial) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.c == nil {
+		return nil
+	}
+	err := r.c.Close()
+	r.c, r.t = nil, nil
+	return err
 }
 
 // Start starts swtpm for fam with a fresh state directory.
@@ -48,12 +90,13 @@ func (s *Sim) sock() string { return filepath.Join(s.StateDir, "data.sock") }
 
 func (s *Sim) start() error {
 	os.Remove(s.sock())
-	os.Remove(filepath.Join(s.StateDir, "ctrl.sock"))
+	os.Remove(s.sock() + ".ctrl")
 	s.log = filepath.Join(s.StateDir, "swtpm.log")
 	args := []string{"socket",
 		"--tpmstate", "dir=" + s.StateDir,
 		"--server", "type=unixio,path=" + s.sock(),
-		"--ctrl", "type=unixio,path=" + filepath.Join(s.StateDir, "ctrl.sock"),
+		// tpm2-tools' swtpm TCTI looks for the control socket at <path>.ctrl.
+		"--ctrl", "type=unixio,path=" + s.sock() + ".ctrl",
 		"--flags", "not-need-init,startup-clear",
 		"--log", "file=" + s.log + ",level=1",
 	}
@@ -66,9 +109,11 @@ func (s *Sim) start() error {
 	}
 	var lastErr error
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		c, tr, err := tpm.DialSocket("unix", s.sock())
+		c, _, err := tpm.DialSocket("unix", s.sock())
 		if err == nil {
-			s.tpm = tpm.New(tr, s.Family, c)
+			c.Close()
+			s.conn = &redial{path: s.sock()}
+			s.tpm = tpm.New(s.conn, s.Family, s.conn)
 			return nil
 		}
 		lastErr = err
@@ -109,6 +154,19 @@ func (s *Sim) Restart() *tpm.TPM {
 		s.t.Fatal(err)
 	}
 	return s.tpm
+}
+
+// TCTI is the tpm2-tools TCTI string for this swtpm.
+func (s *Sim) TCTI() string { return "swtpm:path=" + s.sock() }
+
+// Tool runs an independent TPM client (tpm2-tools) against this swtpm and
+// returns its combined output. The Go handle reconnects afterwards.
+func (s *Sim) Tool(name string, args ...string) (string, error) {
+	s.conn.Close()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "TPM2TOOLS_TCTI="+s.TCTI())
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // Families is the list tests range over.
