@@ -65,7 +65,7 @@ func Fuzz(ctx context.Context, root, per string, w io.Writer) error {
 	for _, d := range dirs {
 		for _, fn := range targets[d] {
 			n++
-			cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-fuzz", "^"+fn+"$", "-fuzztime", per, d)
+			cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-fuzz", "^"+fn+"$", "-fuzztime", per, "-fuzzminimizetime", "2s", d)
 			cmd.Dir = root
 			out, err := cmd.CombinedOutput()
 			if err != nil {

@@ -79,6 +79,19 @@ func sourceVersion(root string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// sourceDate is the commit time of HEAD in seconds (SOURCE_DATE_EPOCH
+// when set), "0" outside git.
+func sourceDate(root string) string {
+	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+		return v
+	}
+	out, err := exec.Command("git", "-C", root, "log", "-1", "--format=%ct").Output()
+	if err != nil {
+		return "0"
+	}
+	return strings.TrimSpace(string(out))
+}
+
 // busyboxKey hashes everything that goes into the busybox binary: the Go
 // toolchain, the module graph, every Go file under cmds/ and pkg/, the
 // command list and the recipe.
@@ -212,6 +225,9 @@ func BuildInitramfs(ctx context.Context, o *Options, b *Board) (*Initramfs, erro
 	ver := sourceVersion(o.Root)
 	cfg := b.Config.Clone()
 	cfg.Set("CONFIG_GOHEADS_VERSION", ver)
+	// The commit date: reproducible, and a clock before it is certainly
+	// wrong (unseal-totp says so instead of showing a useless code).
+	cfg.Set("CONFIG_GOHEADS_SOURCE_DATE", sourceDate(o.Root))
 
 	entries := []cpio.Entry{
 		cpio.Dir("bbin", 0o755),

@@ -2,42 +2,98 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/goheads/goheads/pkg/config"
+	"github.com/goheads/goheads/pkg/measure"
 	"github.com/goheads/goheads/pkg/sysinit"
 	"github.com/goheads/goheads/pkg/tpm"
 )
 
 const (
-	boardConfig = "/etc/config"
-	shell       = "/bbin/gosh"
-	console     = "/dev/console"
+	shell    = "/bbin/gosh"
+	recovery = "/bbin/recovery"
+	console  = "/dev/console"
 )
 
+// run is Heads' initrd/init: mount, measure the user's CBFS files into PCR
+// 7, assemble the configuration, offer the 0.1 s recovery key window, then
+// keep the boot script alive.
 func run(ctx context.Context, out io.Writer, args []string) error {
 	if err := sysinit.MountAll(sysinit.Mounts, out); err != nil {
 		return err
 	}
 	cmdline, _ := os.ReadFile("/proc/cmdline")
 	term := sysinit.ConsoleTerm(os.Getenv("TERM"), sysinit.SerialConsole(string(cmdline)))
-	env := sysinit.Env(term)
+	os.MkdirAll(sysinit.SecretDir, 0o700)
 
-	cfg, warns, err := config.Load(boardConfig)
+	board, warns, err := config.Load(config.BoardPath)
 	if err != nil {
 		fmt.Fprintf(out, "init: %v; continuing with an empty configuration\n", err)
-		cfg = config.New()
+		board = config.New()
 	}
-	for _, w := range warns {
-		fmt.Fprintf(out, "init: warning: %s\n", w)
+	printWarnings(out, warns)
+	fmt.Fprintf(out, "\ngoheads %s on %s, kernel uptime %s s\n", orUnknown(board.Value("CONFIG_GOHEADS_VERSION")),
+		orUnknown(board.Value("CONFIG_BOARD_NAME")), uptime())
+
+	t, tpmDesc := openTPM(board)
+	fmt.Fprintf(out, "TPM: %s\n", tpmDesc)
+
+	// cbfs-init: the owner's files from the ROM, measured into PCR 7 in CBFS
+	// order before anything reads them.
+	pcr := measure.PCRConfig
+	if v := board.Value("CONFIG_PCR"); v != "" {
+		fmt.Sscan(v, &pcr)
+	}
+	files, src, err := userFiles()
+	switch {
+	case err != nil:
+		fmt.Fprintf(out, "init: no CBFS user files: %v\n", err)
+	case len(files) > 0:
+		var ext measure.Extender
+		if t != nil {
+			ext = t
+		}
+		if err := measure.CBFSInit(ext, files, "/", pcr); err != nil {
+			fmt.Fprintf(out, "init: cbfs-init: %v\n", err)
+		}
+		for _, f := range files {
+			p, _ := f.Path()
+			fmt.Fprintf(out, "Loaded %s from %s\n", p, src)
+		}
+	}
+	if t != nil {
+		t.Close()
 	}
 
-	fmt.Fprintf(out, "\ngoheads %s on %s, kernel uptime %s s\n", orUnknown(cfg.Value("CONFIG_GOHEADS_VERSION")),
-		orUnknown(cfg.Value("CONFIG_BOARD_NAME")), uptime())
-	fmt.Fprintf(out, "TPM: %s\n", describeTPM())
+	// /tmp/config: board config, then config.user (later wins), then what
+	// init found at run time (a board built with a TPM whose TPM is gone).
+	cfg, warns, err := config.LoadLayers(config.BoardPath, config.UserPath)
+	if err != nil {
+		cfg = board
+	}
+	printWarnings(out, warns)
+	if t == nil && cfg.Bool("CONFIG_TPM") {
+		cfg.Set("CONFIG_TPM", "n")
+		cfg.Set("CONFIG_TPM2_TOOLS", "n")
+	}
+	if err := os.WriteFile(config.RuntimePath, cfg.Bytes(), 0o644); err != nil {
+		fmt.Fprintf(out, "init: write %s: %v\n", config.RuntimePath, err)
+	}
+
+	env := append(sysinit.Env(term), "CONFIG_BOARD_NAME="+cfg.Value("CONFIG_BOARD_NAME"))
+	// Heads' 0.1 s window: 'r' recovery shell, 'o' OEM factory reset.
+	if key, _ := sysinit.KeyWindow(console, 100*time.Millisecond); key == 'r' || key == 'R' {
+		fmt.Fprintln(out, "Recovery shell requested.")
+		sysinit.Supervise(sysinit.Child{Path: recovery, Env: env, Console: console}, out)
+	} else if key == 'o' || key == 'O' {
+		fmt.Fprintln(out, "OEM factory reset requested: use the menu's Options -> OEM Factory Reset (not available from the key window yet).")
+	}
 
 	child := sysinit.Child{Path: shell, Env: env, Console: console}
 	if bs := cfg.Value("CONFIG_BOOTSCRIPT"); bs != "" {
@@ -51,21 +107,34 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	return nil
 }
 
-// describeTPM names the TPM the kernel exposes, checking that it answers.
-func describeTPM() string {
-	fam, path, err := tpm.Detect()
-	if err != nil {
-		return "none found"
-	}
+// openTPM opens the TPM when the board has one. A board built with a TPM
+// that has none at run time says so; nothing is measured then.
+func openTPM(board *config.Config) (*tpm.TPM, string) {
 	t, err := tpm.Open()
 	if err != nil {
-		return fmt.Sprintf("%s at %s, cannot open: %v", fam, path, err)
+		if errors.Is(err, tpm.ErrNoTPM) {
+			if board.Bool("CONFIG_TPM") {
+				return nil, "none found (this board expects one: no measurements, no sealed secrets)"
+			}
+			return nil, "none"
+		}
+		return nil, fmt.Sprintf("cannot open: %v", err)
 	}
-	defer t.Close()
 	if _, err := t.ReadPCR(0); err != nil {
-		return fmt.Sprintf("%s at %s, not answering: %v", fam, path, err)
+		t.Close()
+		return nil, fmt.Sprintf("%s not answering: %v", t.Family(), err)
 	}
-	return fmt.Sprintf("%s at %s", fam, path)
+	path := tpm.DevTPMRM
+	if t.Family() == tpm.Family12 {
+		path = tpm.DevTPM
+	}
+	return t, fmt.Sprintf("%s at %s", t.Family(), path)
+}
+
+func printWarnings(out io.Writer, warns []config.Warning) {
+	for _, w := range warns {
+		fmt.Fprintf(out, "init: warning: %s\n", w)
+	}
 }
 
 // uptime is the kernel's uptime in seconds (/proc/uptime's first field).

@@ -13,6 +13,7 @@ package config
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -245,4 +246,47 @@ func (c *Config) SortedBytes() []byte {
 func quote(v string) string {
 	r := strings.NewReplacer("\n", " ", "\r", " ", `\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`")
 	return `"` + r.Replace(v) + `"`
+}
+
+// Paths of the runtime configuration in the initramfs.
+const (
+	// BoardPath is the board's build-time configuration.
+	BoardPath = "/etc/config"
+	// UserPath is the owner's settings, copied from CBFS
+	// heads/initrd/etc/config.user by cbfs-init.
+	UserPath = "/etc/config.user"
+	// RuntimePath is the merged configuration init writes (Heads: /tmp/config).
+	RuntimePath = "/tmp/config"
+)
+
+// LoadLayers reads the board config then the user config (later lines
+// win). A missing user config is normal; a missing board config is not.
+func LoadLayers(board, user string) (*Config, []Warning, error) {
+	c, warns, err := Load(board)
+	if err != nil {
+		return nil, warns, err
+	}
+	u, uw, err := Load(user)
+	warns = append(warns, uw...)
+	switch {
+	case err == nil:
+		c.Merge(u)
+	case errors.Is(err, os.ErrNotExist):
+	default:
+		// A broken config.user must not stop the boot; the board defaults apply.
+		warns = append(warns, Warning{File: user, Msg: fmt.Sprintf("ignored: %v", err)})
+	}
+	return c, warns, nil
+}
+
+// Runtime returns the configuration commands run with: the merged file
+// init wrote, or the board configuration before init has run.
+func Runtime() *Config {
+	if c, _, err := Load(RuntimePath); err == nil {
+		return c
+	}
+	if c, _, err := LoadLayers(BoardPath, UserPath); err == nil {
+		return c
+	}
+	return New()
 }

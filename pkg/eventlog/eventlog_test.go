@@ -5,6 +5,8 @@ import (
 	"crypto"
 	"encoding/hex"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -451,5 +453,17 @@ func TestFuture(t *testing.T) {
 	}
 	if v, err := l.Future(5, AlgSHA1); err != nil || !bytes.Equal(v, make([]byte, 20)) {
 		t.Errorf("Future(5, sha1) on an unmeasured PCR = %x, %v; want zeros", v, err)
+	}
+}
+
+func TestEmptySecurityFSLogIsNoLog(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "binary_bios_measurements")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := SystemPaths{SecurityFS: p}.Read()
+	if !errors.Is(err, ErrNoLog) || errors.Is(err, ErrMalformed) {
+		t.Fatalf("empty securityfs log: %v, want ErrNoLog", err)
 	}
 }

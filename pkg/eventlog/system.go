@@ -80,7 +80,12 @@ func (p SystemPaths) Read() (*Log, error) {
 	}
 	if p.SecurityFS != "" {
 		b, err := readFileLimit(p.SecurityFS, maxFileLog)
-		if err == nil {
+		if err == nil && len(b) == 0 {
+			// The ACPI table names a log area the firmware never wrote to
+			// (QEMU's qboot): no firmware log, not a damaged one.
+			err = fmt.Errorf("%s: empty (the firmware logged nothing)", p.SecurityFS)
+			tried = append(tried, err.Error())
+		} else if err == nil {
 			l, err := Parse(b)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", p.SecurityFS, err)
@@ -89,9 +94,10 @@ func (p SystemPaths) Read() (*Log, error) {
 			return l, nil
 		}
 		if errNotExist(err) {
-			err = fmt.Errorf("%s: not present (no TPM driver, no log from the firmware, or securityfs not mounted)", p.SecurityFS)
+			tried = append(tried, fmt.Sprintf("%s: not present (no TPM driver, no log from the firmware, or securityfs not mounted)", p.SecurityFS))
+		} else if err != nil {
+			tried = append(tried, err.Error())
 		}
-		tried = append(tried, err.Error())
 	}
 	return nil, fmt.Errorf("%w: tried %s", ErrNoLog, strings.Join(tried, "; "))
 }

@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
 // Mount is one filesystem init mounts.
@@ -170,3 +173,68 @@ func Reboot() error {
 // TPM layer sets it (sysinit does not import it) so TPM 2.0 sees an orderly
 // shutdown and does not count a dictionary-attack failure at the next boot.
 var ShutdownTPM = func() {}
+
+// SecretDir is where secrets may live during a boot (tmpfs).
+const SecretDir = "/tmp/secret"
+
+// WipeSecrets overwrites and removes everything under SecretDir, as Heads
+// shreds tmp/secret before a recovery shell.
+func WipeSecrets() error {
+	var errs []error
+	filepath.WalkDir(SecretDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if f, err := os.OpenFile(p, os.O_WRONLY, 0); err == nil {
+			if st, err := f.Stat(); err == nil {
+				f.Write(make([]byte, st.Size()))
+				f.Sync()
+			}
+			f.Close()
+		}
+		return nil
+	})
+	if err := os.RemoveAll(SecretDir); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.MkdirAll(SecretDir, 0o700); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// KeyWindow waits up to d for one key on the terminal tty (raw mode, no
+// Enter needed), as Heads' init offers 'r' (recovery) and 'o' (OEM reset)
+// for 0.1 s. It returns 0 when no key came.
+func KeyWindow(tty string, d time.Duration) (byte, error) {
+	fd, err := unix.Open(tty, unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	old, err := term.MakeRaw(fd)
+	if err != nil {
+		return 0, err
+	}
+	defer term.Restore(fd, old)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return 0, nil
+		}
+		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || n == 0 {
+			return 0, err
+		}
+		b := make([]byte, 1)
+		if n, _ := unix.Read(fd, b); n == 1 {
+			return b[0], nil
+		}
+		return 0, nil
+	}
+}
