@@ -13,7 +13,7 @@ BUILD = $(GO) run ./build
 TEST_BOARDS = qemu-tpm2 qemu-tpm1
 FUZZTIME ?= 5s
 
-.PHONY: all run test bench reproducible check deps fuzz lint unit clean
+.PHONY: all run test bench reproducible check deps fuzz lint unit clean inject_gpg
 
 all:
 	$(BUILD) all -board $(BOARD)
@@ -39,6 +39,10 @@ reproducible:
 
 check:
 	$(BUILD) check
+
+# make inject_gpg PUBKEY_ASC=key.asc [CONFIG_USER=config.user]
+inject_gpg:
+	$(BUILD) inject_gpg -board $(BOARD)
 
 fuzz:
 	$(BUILD) fuzz -fuzztime $(FUZZTIME)

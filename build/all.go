@@ -29,6 +29,11 @@ func BuildAll(ctx context.Context, o *Options, b *Board) (*Build, error) {
 		return nil, err
 	}
 	out := &Build{Kernel: k, Initramfs: ir, Dir: o.OutDir(b)}
+	if !b.Config.Bool("CONFIG_COREBOOT") {
+		if _, err := ensureUserCBFS(o, b); err != nil {
+			return nil, err
+		}
+	}
 	if err := writeHashes(out); err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@
 //	bench         print the speed and size table
 //	reproducible  build the initramfs in two fresh clones and compare
 //	fuzz          run every FuzzXxx target for -fuzztime (default 5s)
+//	inject_gpg    put PUBKEY_ASC (and CONFIG_USER) into the board's CBFS
 //
 // Outputs go to out/<board>/ (bzImage, initrd.cpio.xz, hashes.txt, sizes.txt).
 // Slow artifacts (the kernel, the busybox binary) are cached in
@@ -55,7 +56,7 @@ func (e *fixError) Error() string { return e.what + "; fix: " + e.fix }
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: go run ./build <check|kernel|initramfs|all|run|bench|reproducible|fuzz> [-board <b>]")
+		return errors.New("usage: go run ./build <check|kernel|initramfs|all|run|bench|reproducible|fuzz|inject_gpg> [-board <b>]")
 	}
 	verb := args[0]
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&opts.Root, "root", ".", "goheads source tree")
 	fs.IntVar(&opts.BenchRuns, "runs", 3, "bench: boots per measurement (median is reported)")
 	fuzzTime := fs.String("fuzztime", "5s", "fuzz: time per target")
+	pubkey := fs.String("pubkey", envOr("PUBKEY_ASC", ""), "inject_gpg: public key (armored or binary)")
+	configUser := fs.String("config-user", envOr("CONFIG_USER", ""), "inject_gpg: config.user file")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -93,6 +96,8 @@ func run(ctx context.Context, args []string) error {
 		return Bench(ctx, opts, b, os.Stdout)
 	case "reproducible":
 		return Reproducible(ctx, opts, b, os.Stdout)
+	case "inject_gpg":
+		return InjectGPG(ctx, opts, b, *pubkey, *configUser, os.Stdout)
 	}
 	return fmt.Errorf("unknown verb %q", verb)
 }

@@ -32,6 +32,9 @@ func vmConfig(o *Options, b *Board, disk string) vmtest.Config {
 	if disk != "" {
 		cfg.Disks = []vmtest.Disk{{Path: disk}}
 	}
+	if !b.Config.Bool("CONFIG_COREBOOT") {
+		cfg.FwCfg = []vmtest.FwCfg{{Name: FwCfgCBFS, File: o.userCBFSPath(b)}}
+	}
 	return cfg
 }
 

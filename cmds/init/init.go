@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,7 +51,7 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	if v := board.Value("CONFIG_PCR"); v != "" {
 		fmt.Sscan(v, &pcr)
 	}
-	files, src, err := userFiles()
+	files, src, err := userFiles(board)
 	switch {
 	case err != nil:
 		fmt.Fprintf(out, "init: no CBFS user files: %v\n", err)
@@ -87,6 +88,9 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	}
 
 	env := append(sysinit.Env(term), "CONFIG_BOARD_NAME="+cfg.Value("CONFIG_BOARD_NAME"))
+	if sysinit.SerialConsole(string(cmdline)) {
+		env = append(env, fmt.Sprintf("COLUMNS=%d", sysinit.SerialCols), fmt.Sprintf("LINES=%d", sysinit.SerialLines))
+	}
 	// Heads' 0.1 s window: 'r' recovery shell, 'o' OEM factory reset.
 	if key, _ := sysinit.KeyWindow(console, 100*time.Millisecond); key == 'r' || key == 'R' {
 		fmt.Fprintln(out, "Recovery shell requested.")
@@ -96,6 +100,13 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	}
 
 	child := sysinit.Child{Path: shell, Env: env, Console: console}
+	if cfg.Bool("CONFIG_BOARD_QEMU") && slices.Contains(strings.Fields(string(cmdline)), "goheads.shell") {
+		// Development and VM tests on QEMU boards: a plain shell instead of
+		// the menu, without poisoning PCR 4. Real boards ignore it (their
+		// command line is inside the measured ROM anyway).
+		fmt.Fprintln(out, "init: goheads.shell: starting a shell instead of the boot menu")
+		sysinit.Supervise(child, out)
+	}
 	if bs := cfg.Value("CONFIG_BOOTSCRIPT"); bs != "" {
 		if _, err := os.Stat(bs); err == nil {
 			child.Path = bs

@@ -4,13 +4,15 @@
 //
 //	PCR 4  boot mode: "usb", "generic" or "recovery" (the string itself is hashed)
 //	PCR 5  each kernel module goheads loads: H(parameters) if any, then H(module file)
-//	PCR 7  each CBFS heads/initrd/* file: H("/<path>\n" || content) (cbfs-init)
+//	PCR 7  each CBFS heads/initrd/* file: H("/<path>"), then H(content) (cbfs-init)
+//
+// (linuxboot/heads at aedae4ff, initrd/bin/cbfs-init.sh and initrd/sbin/insmod.sh;
+// older Heads measured one H(path + "\n" + content) and module-then-parameters.)
 //
 // PCR 6 (the LUKS header listing) is measured by the disk-unlock code.
 package measure
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -84,20 +86,16 @@ func (f UserFile) Path() (string, error) {
 	return p, nil
 }
 
-// Measurement is the data cbfs-init extends for f: "/<path>\n" followed by
-// the content (Heads: echo "$filename" > tmp; cat "$filename" >> tmp;
-// tpm extend -if tmp). Heads' notes describe two extends (name, then
-// content); the scripts do one, and sealed secrets depend on the scripts.
-func (f UserFile) Measurement() ([]byte, error) {
+// Measurements are the data cbfs-init extends for f, in order: the path
+// string ("/.gnupg/pubring.kbx", no newline; Heads: tpmr extend -ic
+// "$filename"), then the content (tpmr extend -if "$filename"). Measuring the
+// name too means renaming a file or swapping contents changes PCR 7.
+func (f UserFile) Measurements() ([][]byte, error) {
 	p, err := f.Path()
 	if err != nil {
 		return nil, err
 	}
-	var b bytes.Buffer
-	b.WriteString(p)
-	b.WriteByte('\n')
-	b.Write(f.Data)
-	return b.Bytes(), nil
+	return [][]byte{[]byte(p), f.Data}, nil
 }
 
 // CBFSInit is Heads' cbfs-init: for each file in CBFS order, write it under
@@ -113,18 +111,25 @@ func CBFSInit(t Extender, files []UserFile, root string, pcr int) error {
 			// Measure the raw name and content anyway: an unusable file
 			// in the ROM must still change PCR 7.
 			if t != nil {
-				raw := append([]byte(f.Name+"\n"), f.Data...)
-				if err := t.Measure(pcr, raw, "CBFS "+f.Name+" (skipped)"); err != nil {
-					return err
+				for _, m := range [][]byte{[]byte(f.Name), f.Data} {
+					if err := t.Measure(pcr, m, "CBFS "+f.Name+" (skipped)"); err != nil {
+						return err
+					}
 				}
 			}
 			errs = append(errs, err)
 			continue
 		}
 		if t != nil {
-			m, _ := f.Measurement()
-			if err := t.Measure(pcr, m, "CBFS "+f.Name); err != nil {
-				return fmt.Errorf("measure CBFS %s into PCR %d: %w", f.Name, pcr, err)
+			ms, _ := f.Measurements()
+			for i, m := range ms {
+				desc := "CBFS " + f.Name + " name"
+				if i == 1 {
+					desc = "CBFS " + f.Name
+				}
+				if err := t.Measure(pcr, m, desc); err != nil {
+					return fmt.Errorf("measure CBFS %s into PCR %d: %w", f.Name, pcr, err)
+				}
 			}
 		}
 		dst := filepath.Join(root, filepath.FromSlash(p))
@@ -140,16 +145,14 @@ func CBFSInit(t Extender, files []UserFile, root string, pcr int) error {
 }
 
 // ModuleMeasurements are the data Heads' insmod wrapper extends into PCR 5
-// for a module: the module file, then, when there are parameters, the
-// parameters joined by spaces with a trailing newline (echo "$@" > tmp).
-// Heads' notes give the opposite order; the script is what sealed secrets
-// depend on.
+// for a module: when there are parameters, the parameter string ("$*": the
+// words joined by spaces, no newline), then the module file.
 func ModuleMeasurements(module []byte, params []string) [][]byte {
-	out := [][]byte{module}
-	if len(params) > 0 && strings.Join(params, "") != "" {
-		out = append(out, []byte(strings.Join(params, " ")+"\n"))
+	var out [][]byte
+	if p := strings.Join(params, " "); p != "" {
+		out = append(out, []byte(p))
 	}
-	return out
+	return append(out, module)
 }
 
 // LoadModule measures a kernel module into PCR 5 and then loads it with
@@ -163,7 +166,7 @@ func LoadModule(t Extender, file string, params []string, load func(image []byte
 	if t != nil {
 		for i, m := range ModuleMeasurements(img, params) {
 			desc := "module " + filepath.Base(file)
-			if i > 0 {
+			if i == 0 && len(params) > 0 {
 				desc += " parameters"
 			}
 			if err := t.Measure(PCRModules, m, desc); err != nil {

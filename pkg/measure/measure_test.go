@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/goheads/goheads/pkg/tpm"
@@ -59,9 +60,9 @@ func TestCBFSInitWritesAndMeasuresInOrder(t *testing.T) {
 		t.Fatal("a path escaping the root was accepted")
 	}
 	want := []rec{
-		{7, "/.gnupg/pubring.kbx\nKBX"},
-		{7, "heads/initrd/../escape\nevil"},
-		{7, "/etc/config.user\nCONFIG_X=y\n"},
+		{7, "/.gnupg/pubring.kbx"}, {7, "KBX"},
+		{7, "heads/initrd/../escape"}, {7, "evil"},
+		{7, "/etc/config.user"}, {7, "CONFIG_X=y\n"},
 	}
 	if len(r.got) != len(want) {
 		t.Fatalf("extends %+v, want %+v", r.got, want)
@@ -93,15 +94,17 @@ func TestCBFSInitOnSwtpm(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := make([]byte, fam.PCRSize())
+			// Heads' recipe, spelled out: extend -ic "/path", then -if file.
 			for _, f := range files {
-				m, _ := f.Measurement()
-				h := fam.NewHash()
-				h.Write(m)
-				d := h.Sum(nil)
-				h = fam.NewHash()
-				h.Write(want)
-				h.Write(d)
-				want = h.Sum(nil)
+				for _, m := range []string{strings.TrimPrefix(f.Name, "heads/initrd"), string(f.Data)} {
+					h := fam.NewHash()
+					h.Write([]byte(m))
+					d := h.Sum(nil)
+					h = fam.NewHash()
+					h.Write(want)
+					h.Write(d)
+					want = h.Sum(nil)
+				}
 			}
 			got, err := tp.ReadPCR(PCRConfig)
 			if err != nil {
@@ -141,7 +144,8 @@ func TestBootModeAndModules(t *testing.T) {
 		t.Errorf("loaded %q", loaded)
 	}
 	pcr := make([]byte, 32)
-	for _, m := range ModuleMeasurements([]byte("\x7fELF module"), []string{"quirks=1", "x=2"}) {
+	// Heads: extend -ic "$*" (parameters), then -if module.
+	for _, m := range [][]byte{[]byte("quirks=1 x=2"), []byte("\x7fELF module")} {
 		d := sha256.Sum256(m)
 		v := sha256.Sum256(append(pcr, d[:]...))
 		pcr = v[:]

@@ -69,21 +69,21 @@ func Env(term string) []string {
 }
 
 // ConsoleTerm picks a TERM the menu can draw with. There is no terminfo
-// database in the initramfs; tcell knows "linux", "vt100" and "xterm*"
-// built in, so anything else falls back to "linux" (what the kernel gives
-// init on a VT), or "vt100" on a serial console.
+// database in the initramfs; tcell knows "linux", "vt100"/"vt102" and
+// "xterm*" built in, so a known TERM is kept and anything else (missing,
+// "dumb", unknown) becomes "linux": ANSI colours that the Linux console and
+// the terminal programs people use on a serial line all understand.
 func ConsoleTerm(kernelTerm string, serial bool) string {
 	switch {
 	case kernelTerm == "linux" || kernelTerm == "vt100" || kernelTerm == "vt102" || strings.HasPrefix(kernelTerm, "xterm"):
-		if serial && kernelTerm == "linux" {
-			return "vt100"
-		}
 		return kernelTerm
-	case serial:
-		return "vt100"
 	}
 	return "linux"
 }
+
+// SerialSize is the terminal size assumed on a serial console, which cannot
+// report one: the size the menu is laid out for.
+const SerialCols, SerialLines = 80, 24
 
 // SerialConsole reports whether the kernel's last console= argument (the one
 // /dev/console follows) is a serial port.

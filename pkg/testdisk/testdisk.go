@@ -45,16 +45,21 @@ type Options struct {
 
 // Make writes a disk image to path.
 func Make(path string, o Options) error {
-	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
-		return fmt.Errorf("mkfs.ext4 not found; install it: apt-get install e2fsprogs")
-	}
 	tmp, err := os.MkdirTemp("", "testdisk-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
 	root := filepath.Join(tmp, "boot")
-	for _, f := range o.Files {
+	if err := WriteTree(root, o.Files); err != nil {
+		return err
+	}
+	return MakeFromDir(path, root, o)
+}
+
+// WriteTree writes files under root.
+func WriteTree(root string, files []BootFile) error {
+	for _, f := range files {
 		p := filepath.Join(root, filepath.FromSlash(f.Path))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
@@ -67,7 +72,22 @@ func Make(path string, o Options) error {
 			return err
 		}
 	}
-	os.MkdirAll(root, 0o755)
+	// mkfs.ext4 creates lost+found; having it in the tree from the start
+	// makes the tree signed on the host equal the filesystem's.
+	return os.MkdirAll(filepath.Join(root, "lost+found"), 0o700)
+}
+
+// MakeFromDir writes a disk image whose /boot partition holds the tree at
+// root (o.Files is ignored).
+func MakeFromDir(path, root string, o Options) error {
+	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
+		return fmt.Errorf("mkfs.ext4 not found; install it: apt-get install e2fsprogs")
+	}
+	tmp, err := os.MkdirTemp("", "testdisk-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
 	size := o.BootSizeMB
 	if size == 0 {
 		size = 64
@@ -256,29 +276,38 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
 ### END /etc/grub.d/10_linux ###
 `
 
-// Standard builds the default test disk: the given kernel as
+// StandardFiles are the default /boot: the given kernel as
 // vmlinuz-6.1.0-goheads, a testos initrd, and a Debian-style grub.cfg.
-func Standard(root, kernel, path, cmdline string) error {
+func StandardFiles(root, kernel, cmdline string) ([]BootFile, error) {
 	tmp, err := os.MkdirTemp("", "testos-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "testos")
 	if err := BuildTestOS(root, bin); err != nil {
-		return err
+		return nil, err
 	}
 	initrd, err := TestOSInitrd(bin)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	k, err := os.ReadFile(kernel)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return Make(path, Options{Files: []BootFile{
+	return []BootFile{
 		{Path: "vmlinuz-6.1.0-goheads", Data: k},
 		{Path: "initrd.img-6.1.0-goheads", Data: initrd},
 		{Path: "grub/grub.cfg", Data: DebianGrubCfg("vmlinuz-6.1.0-goheads", "initrd.img-6.1.0-goheads", cmdline)},
-	}})
+	}, nil
+}
+
+// Standard builds the default test disk from StandardFiles.
+func Standard(root, kernel, path, cmdline string) error {
+	files, err := StandardFiles(root, kernel, cmdline)
+	if err != nil {
+		return err
+	}
+	return Make(path, Options{Files: files})
 }

@@ -171,3 +171,7 @@ func (s *Sim) Tool(name string, args ...string) (string, error) {
 
 // Families is the list tests range over.
 var Families = []tpm.Family{tpm.Family20, tpm.Family12}
+
+// Stop stops swtpm now (its state stays in StateDir), e.g. before QEMU
+// starts its own swtpm on the same state.
+func (s *Sim) Stop() { s.stop() }

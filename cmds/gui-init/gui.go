@@ -1,0 +1,32 @@
+package main
+
+import (
+	"os"
+	"syscall"
+
+	"github.com/goheads/goheads/pkg/config"
+	"github.com/goheads/goheads/pkg/session"
+	"github.com/goheads/goheads/pkg/sysinit"
+	"github.com/goheads/goheads/pkg/ui"
+)
+
+func run() error {
+	s := session.Open(config.Runtime())
+	defer s.Close()
+	sysinit.ShutdownTPM = func() {
+		if s.TPM != nil {
+			s.TPM.Shutdown()
+		}
+	}
+	app := ui.New(s, ui.Options{Hooks: ui.Hooks{
+		// The recovery command measures PCR 4 before its shell; exec it so
+		// nothing of this process (the owner passphrase) survives.
+		Recovery: func() error {
+			s.Close()
+			return syscall.Exec("/bbin/recovery", []string{"recovery"}, os.Environ())
+		},
+		PowerOff: sysinit.PowerOff,
+		Reboot:   sysinit.Reboot,
+	}})
+	return app.Run()
+}

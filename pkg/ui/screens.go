@@ -1,0 +1,537 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gdamore/tcell/v2"
+	"github.com/goheads/goheads/pkg/otp"
+	"github.com/goheads/goheads/pkg/selectboot"
+	"github.com/goheads/goheads/pkg/session"
+	"github.com/rivo/tview"
+)
+
+// ---- startup: Heads' gui-init order ----
+
+func (a *App) startup() {
+	steps := []func(next func()){a.checkBoot, a.checkKeyring, a.checkTOTP, a.checkHOTP}
+	var run func(i int)
+	run = func(i int) {
+		if i == len(steps) {
+			a.home()
+			a.autoBoot()
+			return
+		}
+		steps[i](func() { run(i + 1) })
+	}
+	run(0)
+}
+
+func (a *App) checkBoot(next func()) {
+	err := a.b.BootProblem()
+	if err == nil {
+		next()
+		return
+	}
+	a.explain(session.Explain(err), []item{
+		{'c', "Continue to the main menu", next},
+		{'x', "Exit to recovery shell", a.recovery},
+	})
+}
+
+func (a *App) checkKeyring(next func()) {
+	if !a.b.KeyringEmpty() {
+		next()
+		return
+	}
+	a.explain(session.Explanation{Severity: session.Error, Title: "GPG keyring empty!",
+		Summary: "The ROM holds no public key: /boot cannot be verified.",
+		Meaning: "Normal on a freshly flashed ROM. Otherwise the keyring was removed from the ROM.",
+		Next:    []string{"Add your public key to the ROM (make inject_gpg PUBKEY_ASC=<key.asc>, then flash).", "Or continue to the menu without verified boot."}},
+		[]item{{'c', "Continue to the main menu", next}, {'x', "Exit to recovery shell", a.recovery}})
+}
+
+func (a *App) checkTOTP(next func()) {
+	a.refreshTOTP()
+	a.mu.Lock()
+	err := a.totpEr
+	a.mu.Unlock()
+	if err == nil {
+		next()
+		return
+	}
+	x := session.Explain(err)
+	if x.Title == "TOTP/HOTP secret did not unseal" {
+		x.Title = "ERROR: TOTP Generation Failed!"
+	}
+	a.explain(x, []item{
+		{'g', "Generate new TOTP/HOTP secret", func() { a.generateSecret(next) }},
+		{'r', "Reset the TPM", func() { a.resetTPM(next) }},
+		{'i', "Ignore the error and continue to the main menu", next},
+		{'x', "Exit to recovery shell", a.recovery},
+	})
+}
+
+func (a *App) checkHOTP(next func()) {
+	if !a.b.HOTPEnabled() {
+		next()
+		return
+	}
+	a.mu.Lock()
+	ok := a.totpEr == nil
+	a.mu.Unlock()
+	if !ok {
+		// Heads does not try HOTP after a TOTP failure.
+		a.hotp = session.HOTPError
+		next()
+		return
+	}
+	st, err := a.b.HOTP(context.Background())
+	a.mu.Lock()
+	a.hotp = st
+	a.mu.Unlock()
+	if err == nil || st == session.HOTPNotConfigured {
+		next()
+		return
+	}
+	a.explain(session.Explain(err), []item{
+		{'r', "Retry", func() { a.back(); a.checkHOTP(next) }},
+		{'g', "Generate new TOTP/HOTP secret", func() { a.generateSecret(next) }},
+		{'c', "Continue to the main menu", next},
+		{'x', "Exit to recovery shell", a.recovery},
+	})
+}
+
+// autoBoot boots the default after a successful HOTP, with a countdown
+// any key interrupts (CONFIG_AUTO_BOOT_TIMEOUT).
+func (a *App) autoBoot() {
+	secs, err := strconv.Atoi(a.b.ConfigValue("CONFIG_AUTO_BOOT_TIMEOUT"))
+	if err != nil || secs <= 0 || a.hotp != session.HOTPSuccess {
+		return
+	}
+	t := tview.NewTextView()
+	cancelled := make(chan struct{})
+	t.SetInputCapture(func(ev *tcell.EventKey) *tcell.EventKey {
+		select {
+		case <-cancelled:
+		default:
+			close(cancelled)
+		}
+		a.home()
+		return nil
+	})
+	a.show("autoboot", a.frame("Automatic boot", session.Normal, t, "Any key: stop and show the menu"))
+	a.app.SetFocus(t)
+	go func() {
+		for left := secs; left > 0; left-- {
+			a.app.QueueUpdateDraw(func() {
+				t.SetText(fmt.Sprintf("\n  HOTP verified.\n\n  Automatic boot in %d seconds unless interrupted by a key press...", left))
+			})
+			select {
+			case <-cancelled:
+				return
+			case <-time.After(time.Second):
+			}
+		}
+		a.app.QueueUpdateDraw(a.defaultBoot)
+	}()
+}
+
+// ---- main menu ----
+
+func (a *App) mainMenu() {
+	sev := session.Normal
+	a.mu.Lock()
+	if a.totpEr != nil || a.hotp == session.HOTPInvalid {
+		sev = session.Error
+	}
+	a.mu.Unlock()
+	intro := ""
+	if armed, why := a.b.Gate(); armed {
+		intro = "Attestation failed in this boot (" + why + ")."
+	}
+	if a.status != "" {
+		intro = strings.TrimSpace(intro + "\n" + a.status)
+	}
+	a.menu("main", "goheads - "+a.b.Board(), sev, intro, []item{
+		{'d', "Default boot", a.defaultBoot},
+		{'r', "Refresh TOTP/HOTP", func() { a.refreshTOTP(); a.status = ""; a.home() }},
+		{'o', "Options -->", a.options},
+		{'s', "System Info", a.systemInfo},
+		{'p', "Power Off", a.powerOff},
+	})
+}
+
+// ---- boot ----
+
+func (a *App) defaultBoot() {
+	st := a.b.Inspect()
+	if !st.Verified() {
+		a.bootFailure(st)
+		return
+	}
+	switch {
+	case st.Default == nil:
+		a.osMenu(st, "No default boot entry is saved: choose one (d on the next screen saves it).")
+		return
+	case st.Default.Problem != nil:
+		a.explain(session.Explain(st.Default.Problem), []item{
+			{'m', "Show the OS boot menu", func() { a.osMenu(st, "") }},
+			{'q', "Back to the main menu", a.home},
+		})
+		return
+	}
+	for i := range st.Entries {
+		if st.Entries[i].String() == st.Default.Line {
+			img, err := a.b.Prepare(st, i)
+			if err != nil {
+				a.explain(session.Explain(err), []item{{'q', "Back to the main menu", a.home}})
+				return
+			}
+			a.boot(img)
+			return
+		}
+	}
+}
+
+// bootFailure explains why /boot did not verify, with the safe choices.
+func (a *App) bootFailure(st *selectboot.State) {
+	x := session.Explain(st.VerifyErr)
+	choices := []item{
+		{'i', "Integrity report", a.integrityReport},
+		{'u', "Update checksums and sign /boot", a.signBoot},
+		{'m', "Show the OS boot menu (not verified)", func() { a.osMenu(st, "") }},
+		{'q', "Back to the main menu", a.home},
+	}
+	a.explain(x, choices)
+}
+
+func (a *App) osMenu(st *selectboot.State, intro string) {
+	if len(st.Entries) == 0 {
+		a.message("No boot entries", session.Error, "No GRUB, SYSLINUX or BootLoaderSpec entry was found in /boot.", a.back)
+		return
+	}
+	var items []item
+	for i, e := range st.Entries {
+		i := i
+		key := rune(0)
+		if i < 9 {
+			key = rune('1' + i)
+		}
+		items = append(items, item{key, e.Name, func() { a.confirmBoot(st, i) }})
+	}
+	items = append(items, item{'q', "Back", a.back})
+	sev := session.Normal
+	if !st.Verified() {
+		sev = session.Error
+		intro = strings.TrimSpace(intro + "\n/boot is NOT verified: " + session.Explain(st.VerifyErr).Summary)
+	}
+	a.menu("osmenu", "OS boot menu", sev, intro, items)
+}
+
+func (a *App) confirmBoot(st *selectboot.State, i int) {
+	e := st.Entries[i]
+	if !st.Verified() {
+		a.explain(session.Explanation{Severity: session.Error, Title: "Boot without verification?",
+			Summary: fmt.Sprintf("%s: kernel %s, initrd %s", e.Name, e.Kernel, strings.Join(e.Initrds, " ")),
+			Meaning: "/boot did not verify. A forced boot shows a red console; nothing sealed to a clean boot (disk key) unseals.",
+			Next:    []string{"Prefer signing /boot after checking what changed."}},
+			[]item{{'f', "Force this boot (unsafe)", func() {
+				img, err := a.b.PrepareForced(st, i)
+				if err != nil {
+					a.explain(session.Explain(err), []item{{'q', "Back", a.back}})
+					return
+				}
+				a.boot(img)
+			}}, {'b', "Back", a.back}})
+		return
+	}
+	img, err := a.b.Prepare(st, i)
+	if err != nil {
+		a.explain(session.Explain(err), []item{{'b', "Back", a.back}})
+		return
+	}
+	text := fmt.Sprintf("Entry:   %s\nKernel:  %s\nInitrd:  %s\nCommand line (final):\n  %s", e.Name, e.Kernel, strings.Join(e.Initrds, " "), img.Cmdline)
+	a.menu("confirm", "Confirm boot", session.Normal, text, []item{
+		{'y', "Boot it", func() { a.boot(img) }},
+		{'d', "Make it the default and sign /boot", func() { a.signBootWith(i + 1) }},
+		{'b', "Back", a.back},
+	})
+}
+
+// boot leaves the menu and kexecs; on failure the menu comes back with the reason.
+func (a *App) boot(img *selectboot.Image) {
+	a.app.Suspend(func() {
+		fmt.Printf("\nBooting %s ...\n", img.Entry.Name)
+		if err := a.b.BootImage(img); err != nil {
+			a.status = "Boot failed: " + err.Error()
+		}
+	})
+	a.home()
+}
+
+// ---- options ----
+
+func (a *App) options() {
+	a.menu("options", "Options", session.Normal, "", []item{
+		{'b', "Boot options -->", a.bootOptions},
+		{'t', "TPM/TOTP/HOTP options -->", a.tpmOptions},
+		{'u', "Update checksums and sign /boot", a.signBoot},
+		{'i', "Integrity report", a.integrityReport},
+		{'c', "Change configuration settings", a.configMenu},
+		{'g', "GPG keys in the ROM", a.gpgKeys},
+		{'x', "Exit to recovery shell", a.recovery},
+		{'q', "Back", a.back},
+	})
+}
+
+func (a *App) bootOptions() {
+	a.menu("bootopts", "Boot options", session.Normal, "", []item{
+		{'m', "Show the OS boot menu", func() { a.osMenu(a.b.Inspect(), "") }},
+		{'f', "Ignore tampering and force a boot (unsafe)", func() {
+			st := a.b.Inspect()
+			st.Report = nil
+			if st.VerifyErr == nil {
+				st.VerifyErr = errors.New("forced boot requested")
+			}
+			a.osMenu(st, "Forced boot: every entry boots without verification.")
+		}},
+		{'q', "Back", a.back},
+	})
+}
+
+func (a *App) tpmOptions() {
+	a.menu("tpmopts", "TPM/TOTP/HOTP options", session.Normal, "", []item{
+		{'g', "Generate new TOTP/HOTP secret", func() { a.generateSecret(a.home) }},
+		{'r', "Reset the TPM", func() { a.resetTPM(a.home) }},
+		{'q', "Back", a.back},
+	})
+}
+
+// withOwner asks for the TPM owner passphrase unless this boot has it.
+func (a *App) withOwner(title string, f func(owner []byte)) {
+	if o := a.b.OwnerPassphrase(); len(o) > 0 {
+		f(o)
+		return
+	}
+	a.ask(title, "TPM owner passphrase: ", true, func(v []byte, ok bool) {
+		if ok {
+			f(v)
+		}
+		Wipe(v)
+	})
+}
+
+func (a *App) generateSecret(next func()) {
+	if armed, _ := a.b.Gate(); armed {
+		a.explain(session.Explain(session.ErrGateArmed), []item{
+			{'i', "Integrity report", a.integrityReport},
+			{'q', "Back", a.back},
+		})
+		return
+	}
+	a.withOwner("Generate new TOTP/HOTP secret", func(owner []byte) {
+		sec, err := a.b.NewTOTPSecret(owner)
+		if err != nil {
+			a.explain(session.Explain(err), []item{{'q', "Back", a.back}})
+			return
+		}
+		qr, qerr := otp.TerminalQR(sec.URI, otp.QROptions{MaxCols: 78, MaxRows: 19})
+		text := qr
+		if qerr != nil {
+			text = "(QR code does not fit: " + qerr.Error() + ")\n"
+		}
+		text += "Secret: " + sec.Base32
+		sec.Wipe()
+		a.message("Scan the QR code with your authenticator app", session.Normal, text, func() {
+			text = ""
+			a.refreshTOTP()
+			a.status = "New TOTP/HOTP secret sealed."
+			next()
+		})
+	})
+}
+
+func (a *App) resetTPM(next func()) {
+	a.menu("reset", "Reset the TPM", session.Warning,
+		"Resetting the TPM erases every secret it holds (TOTP/HOTP, disk key) and starts a new rollback counter. Afterwards: sign /boot again and generate a new TOTP/HOTP secret.",
+		[]item{{'y', "Reset the TPM now", func() {
+			a.ask("Reset the TPM", "New TPM owner passphrase: ", true, func(p1 []byte, ok bool) {
+				if !ok {
+					return
+				}
+				a.ask("Reset the TPM", "Repeat it: ", true, func(p2 []byte, ok bool) {
+					defer Wipe(p1)
+					defer Wipe(p2)
+					if !ok {
+						return
+					}
+					if string(p1) != string(p2) || len(p1) == 0 {
+						a.message("Reset the TPM", session.Warning, "The passphrases differ or are empty; nothing was changed.", a.back)
+						return
+					}
+					if err := a.b.ResetTPM(p1); err != nil {
+						a.explain(session.Explain(err), []item{{'q', "Back", a.back}})
+						return
+					}
+					a.refreshTOTP()
+					a.status = "TPM reset. Next: sign /boot (Options -> Update checksums) and generate a new TOTP/HOTP secret."
+					next()
+				})
+			})
+		}}, {'q', "Back", a.back}})
+}
+
+func (a *App) signBoot() { a.signBootWith(0) }
+
+// signBootWith signs /boot (saving entry def as the default when > 0).
+func (a *App) signBootWith(def int) {
+	a.ask("Sign /boot", "Secret key file (e.g. /media/key.asc): ", false, func(path []byte, ok bool) {
+		if !ok {
+			return
+		}
+		a.ask("Sign /boot", "Key passphrase: ", true, func(pass []byte, ok bool) {
+			defer Wipe(pass)
+			if !ok {
+				return
+			}
+			err := a.b.SignBoot(session.SignOptions{KeyFile: string(path), Passphrase: pass, SaveDefault: def})
+			if err != nil {
+				a.explain(session.Explain(err), []item{{'q', "Back", a.back}})
+				return
+			}
+			a.status = "/boot signed."
+			a.home()
+		})
+	})
+}
+
+func (a *App) integrityReport() {
+	ig := a.b.CheckIntegrity()
+	var b strings.Builder
+	if len(ig.Problems) == 0 {
+		b.WriteString("No problem found: /boot verified and nothing unexpected was measured.\n")
+	}
+	for _, p := range ig.Problems {
+		b.WriteString("! " + p + "\n")
+	}
+	if ig.Boot != nil && ig.Boot.Verified() {
+		r := ig.Boot.Report
+		signer := "?"
+		if r.Signer != nil {
+			signer = r.Signer.UserID
+		}
+		fmt.Fprintf(&b, "/boot: signed by %s, %d files match, rollback %s\n", signer, r.FilesChecked, r.Rollback)
+	}
+	if ig.Boot != nil && !ig.Boot.Verified() {
+		for _, f := range session.Explain(ig.Boot.VerifyErr).Files {
+			b.WriteString("  " + f + "\n")
+		}
+	}
+	for _, p := range session.SortedPCRs(ig.PCRs) {
+		fmt.Fprintf(&b, "PCR %d: %x\n", p, ig.PCRs[p])
+	}
+	for _, m := range ig.Measurements {
+		fmt.Fprintf(&b, "measured into PCR %d: %s\n", m.PCR, m.Desc)
+	}
+	items := []item{}
+	if armed, _ := a.b.Gate(); armed && ig.Boot != nil && ig.Boot.Verified() {
+		items = append(items, item{'c', "I checked this report: allow sealing a new secret", func() {
+			if err := a.b.ReleaseGate(ig); err != nil {
+				a.explain(session.Explain(err), []item{{'q', "Back", a.back}})
+				return
+			}
+			a.status = "Integrity confirmed: a new secret may be sealed."
+			a.home()
+		}})
+	}
+	items = append(items, item{'q', "Back", a.back})
+	sev := session.Normal
+	if len(ig.Problems) > 0 {
+		sev = session.Warning
+	}
+	a.menu("integrity", "Integrity report", sev, strings.TrimRight(b.String(), "\n"), items)
+}
+
+func (a *App) configMenu() {
+	var items []item
+	for i, k := range session.ConfigItems {
+		k := k
+		label := fmt.Sprintf("%s = %q", k, a.b.ConfigValue(k))
+		items = append(items, item{rune('1' + i), label, func() {
+			a.ask("Change configuration", k+" = ", false, func(v []byte, ok bool) {
+				if !ok {
+					return
+				}
+				if err := a.b.SetConfig(k, string(v)); err != nil {
+					a.explain(session.Explain(err), []item{{'q', "Back", a.back}})
+					return
+				}
+				a.back()
+				a.configMenu()
+			})
+		}})
+	}
+	items = append(items, item{'q', "Back", a.back})
+	a.menu("config", "Configuration", session.Normal,
+		"Changes apply now and are kept in /etc/config.user for this boot; flashing the ROM keeps them.", items)
+}
+
+func (a *App) gpgKeys() {
+	var b strings.Builder
+	keys := a.b.Keys()
+	if len(keys) == 0 {
+		b.WriteString("The ROM keyring is empty.")
+	}
+	for _, k := range keys {
+		uid := ""
+		if len(k.UserIDs) > 0 {
+			uid = k.UserIDs[0].Name
+		}
+		fmt.Fprintf(&b, "%s %s\n  %s\n  created %s", k.Algorithm, k.Fingerprint, uid, k.Created.Format("2006-01-02"))
+		if !k.Expires.IsZero() {
+			fmt.Fprintf(&b, ", expires %s", k.Expires.Format("2006-01-02"))
+		}
+		if k.Revoked {
+			b.WriteString(", REVOKED")
+		}
+		b.WriteString("\n")
+	}
+	a.message("GPG keys in the ROM", session.Normal, b.String(), a.back)
+}
+
+func (a *App) systemInfo() {
+	a.message("System Info", session.Normal, strings.Join(a.b.SystemInfo(), "\n"), a.back)
+}
+
+// ---- leaving ----
+
+func (a *App) recovery() {
+	a.menu("recovery", "Recovery shell", session.Warning,
+		"The recovery shell extends PCR 4 with \"recovery\": the TOTP/HOTP secret and the disk key stay sealed until you reboot.",
+		[]item{{'y', "Enter the recovery shell", func() {
+			a.app.Suspend(func() {
+				if a.hooks.Recovery != nil {
+					if err := a.hooks.Recovery(); err != nil {
+						a.status = "Recovery shell: " + err.Error()
+					}
+				}
+			})
+			a.home()
+		}}, {'q', "Back", a.back}})
+}
+
+func (a *App) powerOff() {
+	a.app.Suspend(func() {
+		if a.hooks.PowerOff != nil {
+			if err := a.hooks.PowerOff(); err != nil {
+				a.status = "Power off failed: " + err.Error()
+			}
+		}
+	})
+	a.home()
+}

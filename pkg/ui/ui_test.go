@@ -1,0 +1,256 @@
+package ui
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gdamore/tcell/v2"
+	"github.com/goheads/goheads/pkg/attest"
+	"github.com/goheads/goheads/pkg/bootentry"
+	"github.com/goheads/goheads/pkg/bootsign"
+	"github.com/goheads/goheads/pkg/keyring"
+	"github.com/goheads/goheads/pkg/selectboot"
+	"github.com/goheads/goheads/pkg/session"
+	"github.com/goheads/goheads/pkg/tpm"
+)
+
+var update = flag.Bool("update", false, "rewrite golden screen captures")
+
+// script is a Backend whose answers the test sets. The menu's real backend
+// (session.Session) is exercised by the VM tests; this one checks layout
+// and navigation only.
+type script struct {
+	mu        sync.Mutex
+	totpErr   error
+	state     *selectboot.State
+	booted    *selectboot.Image
+	sealed    bool
+	gateArmed bool
+}
+
+var testNow = time.Date(2026, 11, 25, 17, 4, 12, 0, time.UTC)
+
+func (s *script) Board() string { return "qemu-tpm2" }
+func (s *script) HasTPM() bool  { return true }
+func (s *script) TOTP() (*attest.Code, error) {
+	if s.totpErr != nil {
+		return nil, s.totpErr
+	}
+	return &attest.Code{Code: "123456", At: testNow, Until: testNow.Add(18 * time.Second)}, nil
+}
+func (s *script) HOTPEnabled() bool { return false }
+func (s *script) HOTP(context.Context) (session.HOTPStatus, error) {
+	return session.HOTPNotConfigured, nil
+}
+func (s *script) Gate() (bool, string) {
+	if s.gateArmed {
+		return true, "TOTP unseal failed"
+	}
+	return false, ""
+}
+func (s *script) CheckIntegrity() *session.Integrity {
+	return &session.Integrity{Boot: s.state, PCRs: map[int][]byte{7: make([]byte, 32)}}
+}
+func (s *script) ReleaseGate(*session.Integrity) error { s.gateArmed = false; return nil }
+func (s *script) NewTOTPSecret([]byte) (*attest.NewSecret, error) {
+	s.sealed = true
+	return &attest.NewSecret{Raw: make([]byte, 20), Base32: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", URI: "otpauth://totp/qemu-tpm2?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"}, nil
+}
+func (s *script) OwnerPassphrase() []byte    { return nil }
+func (s *script) ResetTPM([]byte) error      { return nil }
+func (s *script) Inspect() *selectboot.State { return s.state }
+func (s *script) Prepare(st *selectboot.State, i int) (*selectboot.Image, error) {
+	return &selectboot.Image{Entry: st.Entries[i], Cmdline: "root=/dev/vda2 ro console=ttyS0"}, nil
+}
+func (s *script) PrepareForced(st *selectboot.State, i int) (*selectboot.Image, error) {
+	return s.Prepare(st, i)
+}
+func (s *script) BootImage(img *selectboot.Image) error {
+	s.mu.Lock()
+	s.booted = img
+	s.mu.Unlock()
+	return fmt.Errorf("test: not booting")
+}
+func (s *script) SignBoot(session.SignOptions) error { return nil }
+func (s *script) Keys() []keyring.KeyInfo            { return nil }
+func (s *script) KeyringEmpty() bool                 { return false }
+func (s *script) BootProblem() error                 { return nil }
+func (s *script) ConfigValue(string) string          { return "" }
+func (s *script) SetConfig(string, string) error     { return nil }
+func (s *script) SystemInfo() []string               { return []string{"Board: qemu-tpm2"} }
+
+var entries = []bootentry.Entry{
+	{Name: "Debian GNU/Linux", Kind: bootentry.KindELF, Kernel: "/vmlinuz-6.1.0-goheads", Initrds: []string{"/initrd.img-6.1.0-goheads"}, Append: "root=/dev/vda2 ro"},
+	{Name: "Debian GNU/Linux, with Linux 6.1.0-goheads (recovery mode)", Kind: bootentry.KindELF, Kernel: "/vmlinuz-6.1.0-goheads"},
+}
+
+// term runs the menu on an 80x24 simulated terminal.
+type screenTerm struct {
+	t   *testing.T
+	sim tcell.SimulationScreen
+	app *App
+}
+
+func start(t *testing.T, b Backend) *screenTerm {
+	t.Helper()
+	sim := tcell.NewSimulationScreen("UTF-8")
+	if err := sim.Init(); err != nil {
+		t.Fatal(err)
+	}
+	sim.SetSize(80, 24)
+	a := New(b, Options{Screen: sim, Hooks: Hooks{Now: func() time.Time { return testNow }}})
+	done := make(chan struct{})
+	go func() { a.Run(); close(done) }()
+	t.Cleanup(func() { a.Stop(); <-done })
+	return &screenTerm{t: t, sim: sim, app: a}
+}
+
+func (tm *screenTerm) text() string {
+	var b strings.Builder
+	cells, w, h := tm.sim.GetContents()
+	for y := 0; y < h; y++ {
+		var line strings.Builder
+		for x := 0; x < w; x++ {
+			r := cells[y*w+x].Runes
+			if len(r) == 0 {
+				line.WriteRune(' ')
+			} else {
+				line.WriteRune(r[0])
+			}
+		}
+		b.WriteString(strings.TrimRight(line.String(), " ") + "\n")
+	}
+	return b.String()
+}
+
+// wait polls the screen until it shows want.
+func (tm *screenTerm) wait(want string) string {
+	tm.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		tm.app.Application().QueueUpdateDraw(func() {})
+		if s := tm.text(); strings.Contains(s, want) {
+			return s
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tm.t.Fatalf("screen never showed %q:\n%s", want, tm.text())
+	return ""
+}
+
+func (tm *screenTerm) key(r rune) {
+	tm.sim.InjectKey(tcell.KeyRune, r, tcell.ModNone)
+	time.Sleep(30 * time.Millisecond)
+}
+
+// typ types text; "\r" is Enter.
+func (tm *screenTerm) typ(s string) {
+	for _, r := range s {
+		if r == '\r' {
+			tm.sim.InjectKey(tcell.KeyEnter, 0, tcell.ModNone)
+		} else {
+			tm.sim.InjectKey(tcell.KeyRune, r, tcell.ModNone)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+}
+
+func golden(t *testing.T, name, screen string) {
+	t.Helper()
+	p := filepath.Join("testdata", name+".txt")
+	if *update {
+		os.MkdirAll("testdata", 0o755)
+		if err := os.WriteFile(p, []byte(screen), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("%v (run go test ./pkg/ui -update)", err)
+	}
+	if string(want) != screen {
+		t.Errorf("%s differs from %s (rerun with -update if intended):\n%s", name, p, screen)
+	}
+}
+
+// checkFits verifies every line a screen needs is whole within 80x24.
+func checkFits(t *testing.T, screen string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(screen, w) {
+			t.Errorf("screen lacks %q (cut off at 80x24?):\n%s", w, screen)
+		}
+	}
+}
+
+func TestMainMenuAndDefaultBoot(t *testing.T) {
+	st := &selectboot.State{Report: &bootsign.Report{}, Entries: entries,
+		Default: &selectboot.Default{N: 1, Line: entries[0].String(), Entry: &entries[0]}}
+	b := &script{state: st}
+	tm := start(t, b)
+	s := tm.wait("Power Off")
+	checkFits(t, s, "TOTP: 123456 (18 s)", "2026-11-25 17:04:12 UTC", "Default boot", "Refresh TOTP/HOTP", "Options -->", "System Info", "goheads - qemu-tpm2")
+	golden(t, "main", s)
+
+	tm.key('d')
+	s = tm.wait("Boot failed")
+	b.mu.Lock()
+	booted := b.booted
+	b.mu.Unlock()
+	if booted == nil || booted.Entry.Name != "Debian GNU/Linux" {
+		t.Fatalf("default boot did not boot the default entry: %+v", booted)
+	}
+	tm.key('o')
+	s = tm.wait("Update checksums and sign /boot")
+	checkFits(t, s, "Boot options -->", "TPM/TOTP/HOTP options -->", "Integrity report", "Exit to recovery shell")
+}
+
+func TestHashMismatchScreen(t *testing.T) {
+	he := &bootsign.HashError{Changed: []string{"./initrd.img-6.1.0-goheads"}, Added: []string{"./evil"}}
+	st := &selectboot.State{VerifyErr: fmt.Errorf("verify /boot: %w", he), Entries: entries}
+	tm := start(t, &script{state: st})
+	tm.wait("Power Off")
+	tm.key('d')
+	s := tm.wait("Boot Hash Mismatch")
+	checkFits(t, s, "changed: ./initrd.img-6.1.0-goheads", "added:   ./evil", "Update checksums and sign /boot", "Integrity report")
+	golden(t, "hash-mismatch", s)
+}
+
+func TestTOTPFailureAndGate(t *testing.T) {
+	b := &script{totpErr: fmt.Errorf("unseal: %w", &tpm.PolicyError{PCRs: []int{7}}), gateArmed: true,
+		state: &selectboot.State{Report: &bootsign.Report{}, Entries: entries}}
+	tm := start(t, b)
+	s := tm.wait("TOTP Generation Failed")
+	checkFits(t, s, "PCR 7", "Generate new TOTP/HOTP secret", "Reset the TPM", "Exit to recovery shell")
+	golden(t, "totp-failed", s)
+	// The gate refuses a new secret until the integrity report is confirmed.
+	tm.key('g')
+	tm.wait("Integrity check required")
+	if b.sealed {
+		t.Fatal("a secret was sealed with the gate armed")
+	}
+	tm.key('i')
+	tm.wait("allow sealing a new secret")
+	tm.key('c')
+	tm.wait("Integrity confirmed")
+	tm.key('o')
+	tm.wait("TPM/TOTP/HOTP options")
+	tm.key('t')
+	tm.wait("Generate new TOTP/HOTP secret")
+	tm.key('g')
+	tm.wait("TPM owner passphrase:")
+	tm.typ("ownerpass\r")
+	s = tm.wait("Secret: JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+	if !b.sealed || (!strings.Contains(s, "▀") && !strings.Contains(s, "█")) {
+		t.Errorf("no QR code shown:\n%s", s)
+	}
+	golden(t, "new-secret", s)
+}

@@ -1,0 +1,215 @@
+// Package scenario prepares complete machines for VM tests: an owner with a
+// real GnuPG key, a TPM whose state was set up on the host through swtpm
+// (reset, rollback counter), a /boot signed by goheads' signer and bound to
+// that counter, the disk image, and the CBFS image carrying the owner's
+// public key (the ROM keyring), as an owner would have after setup.
+package scenario
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goheads/goheads/pkg/bootentry"
+	"github.com/goheads/goheads/pkg/bootsign"
+	"github.com/goheads/goheads/pkg/cbfs"
+	"github.com/goheads/goheads/pkg/keyring"
+	"github.com/goheads/goheads/pkg/testdisk"
+	"github.com/goheads/goheads/pkg/testenv"
+	"github.com/goheads/goheads/pkg/tpm"
+	"github.com/goheads/goheads/pkg/tpm/tpmtest"
+	"github.com/goheads/goheads/pkg/vmtest"
+)
+
+// Owner is the machine's owner: a GnuPG key made by the real gpg.
+type Owner struct {
+	Home       string // GNUPGHOME
+	SecretKey  string // armored secret key export (passphrase-protected)
+	Passphrase string
+	Public     []byte // binary public key export
+}
+
+// NewOwner makes an ed25519 signing key with gpg.
+func NewOwner(t testing.TB) *Owner {
+	t.Helper()
+	testenv.NeedTool(t, "gpg", "gnupg")
+	dir := t.TempDir()
+	o := &Owner{Home: filepath.Join(dir, "gnupg"), SecretKey: filepath.Join(dir, "owner-secret.asc"), Passphrase: "owner key passphrase"}
+	os.MkdirAll(o.Home, 0o700)
+	gpg := func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command("gpg", append([]string{"--homedir", o.Home, "--batch", "--pinentry-mode", "loopback", "--passphrase", o.Passphrase}, args...)...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("gpg %s: %v", strings.Join(args, " "), err)
+		}
+		return out
+	}
+	gpg("--quick-gen-key", "goheads Test Owner <owner@example.org>", "ed25519", "sign", "never")
+	os.WriteFile(o.SecretKey, gpg("--armor", "--export-secret-keys"), 0o600)
+	o.Public = gpg("--export")
+	return o
+}
+
+// Machine is a prepared VM.
+type Machine struct {
+	Artifacts vmtest.Artifacts
+	TPM       vmtest.TPM
+	TPMState  string
+	CBFS      string
+	Disk      string
+	// Boot is the host copy of the disk's /boot tree.
+	Boot string
+	// CounterID is the rollback counter /boot is bound to.
+	CounterID string
+	Owner     *Owner
+	OwnerPass []byte
+	dir       string
+}
+
+// Options describe a machine.
+type Options struct {
+	Board string
+	// Sign signs /boot (with the first entry saved as default).
+	Sign bool
+	// ConfigUser, when set, goes into CBFS as heads/initrd/etc/config.user.
+	ConfigUser string
+	// KernelCmdline is the test OS's grub.cfg command line.
+	KernelCmdline string
+}
+
+// New prepares a machine.
+func New(t testing.TB, o Options) *Machine {
+	t.Helper()
+	a := vmtest.BoardArtifacts(t, o.Board)
+	fam := tpm.Family20
+	m := &Machine{Artifacts: a, TPM: vmtest.TPM20, dir: t.TempDir(), OwnerPass: []byte("owner passphrase")}
+	if strings.HasSuffix(o.Board, "tpm1") {
+		fam, m.TPM = tpm.Family12, vmtest.TPM12
+	}
+	m.TPMState = filepath.Join(m.dir, "vtpm")
+	m.Boot = filepath.Join(m.dir, "boot")
+	m.CBFS = filepath.Join(m.dir, "cbfs.img")
+	m.Disk = filepath.Join(m.dir, "disk.img")
+	m.Owner = NewOwner(t)
+
+	// The TPM as "Reset the TPM" leaves it, with a rollback counter.
+	os.MkdirAll(m.TPMState, 0o700)
+	sim := tpmtest.StartWithState(t, fam, m.TPMState)
+	tp := sim.TPM()
+	if err := tp.Reset(m.OwnerPass); err != nil {
+		t.Fatal(err)
+	}
+	id, err := tp.CounterCreate(m.OwnerPass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.CounterID = id
+
+	root, err := vmtest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmdline := o.KernelCmdline
+	if cmdline == "" {
+		cmdline = "console=ttyS0 quiet"
+	}
+	files, err := testdisk.StandardFiles(root, a.Kernel, cmdline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testdisk.WriteTree(m.Boot, files); err != nil {
+		t.Fatal(err)
+	}
+	if o.Sign {
+		m.sign(t, tp, 1)
+	}
+	sim.Stop()
+
+	img, err := cbfs.Create(1<<20, cbfs.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := img.Add(cbfs.UserPrefix+".gnupg/pubring.gpg", m.Owner.Public, cbfs.TypeRaw); err != nil {
+		t.Fatal(err)
+	}
+	if o.ConfigUser != "" {
+		if err := img.Add(cbfs.ConfigUserName, []byte(o.ConfigUser), cbfs.TypeRaw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := img.WriteFile(m.CBFS); err != nil {
+		t.Fatal(err)
+	}
+	m.WriteDisk(t)
+	return m
+}
+
+// sign signs the /boot tree as kexec-sign-config would, saving entry def.
+func (m *Machine) sign(t testing.TB, tp *tpm.TPM, def int) {
+	t.Helper()
+	data, err := os.ReadFile(m.Owner.SecretKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := keyring.LoadSigningKey(data, []byte(m.Owner.Passphrase), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := keyring.Load(m.Owner.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := bootsign.SignOptions{BootDir: m.Boot, Key: key, Keyring: kr, UpdateHashes: true,
+		Counter: bootsign.TPMCounter{T: tp}, CounterID: m.CounterID}
+	if def > 0 {
+		res, err := bootentry.Scan(m.Boot, nil)
+		if err != nil || len(res.Entries) < def {
+			t.Fatalf("boot entries: %v %+v", err, res)
+		}
+		e := res.Entries[def-1]
+		opts.Files, opts.Remove, err = bootsign.DefaultFiles(m.Boot, def, e.String(), e.Files())
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := bootsign.Sign(opts); err != nil {
+		t.Fatalf("sign /boot: %v", err)
+	}
+}
+
+// WriteDisk (re)builds the disk image from the /boot tree.
+func (m *Machine) WriteDisk(t testing.TB) {
+	t.Helper()
+	if err := testdisk.MakeFromDir(m.Disk, m.Boot, testdisk.Options{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Tamper appends a byte to a /boot file and rebuilds the disk: the
+// signature and manifests stay, the file no longer matches.
+func (m *Machine) Tamper(t testing.TB, rel string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(m.Boot, rel), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0})
+	f.Close()
+	m.WriteDisk(t)
+}
+
+// Config is the VM configuration for this machine.
+func (m *Machine) Config(appendArgs string) vmtest.Config {
+	return vmtest.Config{
+		Kernel: m.Artifacts.Kernel, Initrd: m.Artifacts.Initrd,
+		Append:   "console=ttyS0 quiet " + appendArgs,
+		TPM:      m.TPM,
+		TPMState: m.TPMState,
+		Disks:    []vmtest.Disk{{Path: m.Disk, Snapshot: true}},
+		FwCfg:    []vmtest.FwCfg{{Name: "opt/goheads/cbfs", File: m.CBFS}},
+	}
+}
