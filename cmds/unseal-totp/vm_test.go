@@ -12,6 +12,7 @@ import (
 	"github.com/goheads/goheads/pkg/otp"
 	"github.com/goheads/goheads/pkg/tpm"
 	"github.com/goheads/goheads/pkg/vmtest"
+	"github.com/goheads/goheads/pkg/vmtest/scenario"
 )
 
 var boards = []struct {
@@ -122,4 +123,44 @@ func replay(t *testing.T, fam tpm.Family, logText string, pcr int) string {
 		t.Fatalf("runtime log has no PCR %d measurement:\n%s", pcr, logText)
 	}
 	return hex.EncodeToString(v)
+}
+
+// TestVMTOTPConfigChange: the owner's settings in CBFS are measured into
+// PCR 7; a secret sealed under one config.user does not unseal under
+// another, and the refusal names PCR 7. PCR 7 equals the host's replay of
+// what init says it measured.
+func TestVMTOTPConfigChange(t *testing.T) {
+	for _, b := range boards {
+		t.Run(b.name, func(t *testing.T) {
+			m := scenario.New(t, scenario.Options{Board: b.name, ConfigUser: "export CONFIG_AUTO_BOOT_TIMEOUT=\"5\"\n"})
+			vm := vmtest.StartT(t, m.Config("goheads.shell"))
+			vm.MustExpect(t, "Loaded /etc/config.user", 2*time.Minute)
+			vm.MustExpect(t, "> ", time.Minute)
+			out := vm.Shell(t, "echo '"+string(m.OwnerPass)+"' | seal-totp >/dev/null && echo SEALED", time.Minute)
+			if !strings.Contains(out, "SEALED") {
+				t.Fatalf("seal-totp:\n%s", out)
+			}
+			logText := vm.Shell(t, "cat /tmp/measurements.log", time.Minute)
+			pcr7 := vm.Shell(t, "tpmr pcrread 7", time.Minute)
+			if got := replay(t, b.fam, logText, 7); got != pcr7 {
+				t.Errorf("PCR 7 = %s; host replay of the runtime log = %s\nlog:\n%s", pcr7, got, logText)
+			}
+			// Two CBFS files (keyring, config.user), each measured as name then content.
+			if c := strings.Count("\n"+logText, "\n7 "); c != 4 {
+				t.Errorf("want 4 PCR 7 measurements, got %d:\n%s", c, logText)
+			}
+			vm.MustSend(t, "poweroff\r")
+			vm.Wait(time.Minute)
+
+			m.SetCBFS(t, "export CONFIG_AUTO_BOOT_TIMEOUT=\"0\"\n")
+			vm = vmtest.StartT(t, m.Config("goheads.shell"))
+			vm.MustExpect(t, "> ", 2*time.Minute)
+			out = vm.Shell(t, "unseal-totp || echo REFUSED", time.Minute)
+			if !strings.Contains(out, "REFUSED") || !strings.Contains(out, "PCR 7 changed") {
+				t.Fatalf("unseal under a different config.user should fail naming PCR 7:\n%s", out)
+			}
+			vm.MustSend(t, "poweroff\r")
+			vm.Wait(time.Minute)
+		})
+	}
 }

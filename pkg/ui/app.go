@@ -84,6 +84,8 @@ func New(b Backend, o Options) *App {
 	}
 	if o.Screen != nil {
 		a.app.SetScreen(o.Screen)
+	} else if s, err := newScreen(); err == nil {
+		a.app.SetScreen(s)
 	}
 	a.app.SetRoot(a.pages, true)
 	return a

@@ -65,8 +65,9 @@ func (a *App) checkTOTP(next func()) {
 		return
 	}
 	x := session.Explain(err)
-	if x.Title == "TOTP/HOTP secret did not unseal" {
-		x.Title = "ERROR: TOTP Generation Failed!"
+	if !errors.Is(err, otp.ErrClockNotSet) {
+		// Heads' title for every unseal failure; the explanation says which.
+		x.Title = "TOTP Generation Failed: " + x.Title
 	}
 	a.explain(x, []item{
 		{'g', "Generate new TOTP/HOTP secret", func() { a.generateSecret(next) }},
@@ -328,10 +329,9 @@ func (a *App) withOwner(title string, f func(owner []byte)) {
 
 func (a *App) generateSecret(next func()) {
 	if armed, _ := a.b.Gate(); armed {
-		a.explain(session.Explain(session.ErrGateArmed), []item{
-			{'i', "Integrity report", a.integrityReport},
-			{'q', "Back", a.back},
-		})
+		// Heads' gate: the integrity report first, then an explicit
+		// confirmation, possible only when /boot verifies.
+		a.integrityReportThen(func() { a.generateSecret(next) })
 		return
 	}
 	a.withOwner("Generate new TOTP/HOTP secret", func(owner []byte) {
@@ -410,7 +410,11 @@ func (a *App) signBootWith(def int) {
 	})
 }
 
-func (a *App) integrityReport() {
+func (a *App) integrityReport() { a.integrityReportThen(a.home) }
+
+// integrityReportThen shows the report; confirming it (when the gate is
+// armed and /boot verified) releases the gate and continues with next.
+func (a *App) integrityReportThen(next func()) {
 	ig := a.b.CheckIntegrity()
 	var b strings.Builder
 	if len(ig.Problems) == 0 {
@@ -439,15 +443,18 @@ func (a *App) integrityReport() {
 		fmt.Fprintf(&b, "measured into PCR %d: %s\n", m.PCR, m.Desc)
 	}
 	items := []item{}
-	if armed, _ := a.b.Gate(); armed && ig.Boot != nil && ig.Boot.Verified() {
+	armed, why := a.b.Gate()
+	if armed && ig.Boot != nil && ig.Boot.Verified() {
 		items = append(items, item{'c', "I checked this report: allow sealing a new secret", func() {
 			if err := a.b.ReleaseGate(ig); err != nil {
 				a.explain(session.Explain(err), []item{{'q', "Back", a.back}})
 				return
 			}
 			a.status = "Integrity confirmed: a new secret may be sealed."
-			a.home()
+			next()
 		}})
+	} else if armed {
+		b.WriteString("\nA new secret can be sealed once /boot verifies (" + why + ").")
 	}
 	items = append(items, item{'q', "Back", a.back})
 	sev := session.Normal

@@ -134,6 +134,16 @@ func (vm *VM) MustExpectRE(t testing.TB, re string, timeout time.Duration) []str
 	return m
 }
 
+// MustScreen is ExpectScreen that fails the test.
+func (vm *VM) MustScreen(t testing.TB, re string, timeout time.Duration) []string {
+	t.Helper()
+	m, err := vm.ExpectScreen(regexp.MustCompile(re), timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // MustSend is Send that fails the test.
 func (vm *VM) MustSend(t testing.TB, s string) {
 	t.Helper()

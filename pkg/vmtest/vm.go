@@ -98,6 +98,7 @@ type VM struct {
 	cond    *sync.Cond
 	console bytes.Buffer
 	pos     int // Expect consumes output up to here
+	screen  *screen
 	exited  bool
 	exitErr error
 	done    chan struct{}
@@ -131,7 +132,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	if err := CheckTools(cfg.TPM != NoTPM); err != nil {
 		return nil, err
 	}
-	vm := &VM{cfg: cfg, done: make(chan struct{}), ioDone: make(chan struct{})}
+	vm := &VM{cfg: cfg, done: make(chan struct{}), ioDone: make(chan struct{}), screen: newScreen(80, 24)}
 	vm.cond = sync.NewCond(&vm.mu)
 	var tpmArgs []string
 	if cfg.TPM != NoTPM {
@@ -346,6 +347,7 @@ func (vm *VM) readConsole(r io.ReadCloser) {
 		if n > 0 {
 			vm.mu.Lock()
 			vm.console.Write(buf[:n])
+			vm.screen.Write(buf[:n])
 			if vm.cfg.Log != nil {
 				vm.cfg.Log.Write(buf[:n])
 			}
@@ -424,6 +426,39 @@ func (vm *VM) expect(timeout time.Duration, what string, match func([]byte) ([]i
 		}
 		if !time.Now().Before(deadline) {
 			return nil, fmt.Errorf("waiting %s for %s: %w", timeout, what, ErrTimeout)
+		}
+		vm.cond.Wait()
+	}
+}
+
+// Screen is what an 80x24 terminal on the serial console shows now.
+func (vm *VM) Screen() string {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.screen.Text()
+}
+
+// ExpectScreen waits until the terminal screen matches re and returns the
+// submatches. Use it for the menu, which draws with cursor addressing.
+func (vm *VM) ExpectScreen(re *regexp.Regexp, timeout time.Duration) ([]string, error) {
+	deadline := time.Now().Add(timeout)
+	timer := time.AfterFunc(timeout, func() {
+		vm.mu.Lock()
+		vm.cond.Broadcast()
+		vm.mu.Unlock()
+	})
+	defer timer.Stop()
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	for {
+		if m := re.FindStringSubmatch(vm.screen.Text()); m != nil {
+			return m, nil
+		}
+		if vm.exited {
+			return nil, fmt.Errorf("waiting for /%s/ on screen: %w (%v)\n%s", re, ErrExited, vm.exitErr, vm.screen.Text())
+		}
+		if !time.Now().Before(deadline) {
+			return nil, fmt.Errorf("waiting %s for /%s/ on screen: %w; screen:\n%s", timeout, re, ErrTimeout, vm.screen.Text())
 		}
 		vm.cond.Wait()
 	}

@@ -129,21 +129,7 @@ func New(t testing.TB, o Options) *Machine {
 	}
 	sim.Stop()
 
-	img, err := cbfs.Create(1<<20, cbfs.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := img.Add(cbfs.UserPrefix+".gnupg/pubring.gpg", m.Owner.Public, cbfs.TypeRaw); err != nil {
-		t.Fatal(err)
-	}
-	if o.ConfigUser != "" {
-		if err := img.Add(cbfs.ConfigUserName, []byte(o.ConfigUser), cbfs.TypeRaw); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := img.WriteFile(m.CBFS); err != nil {
-		t.Fatal(err)
-	}
+	m.SetCBFS(t, o.ConfigUser)
 	m.WriteDisk(t)
 	return m
 }
@@ -211,5 +197,26 @@ func (m *Machine) Config(appendArgs string) vmtest.Config {
 		TPMState: m.TPMState,
 		Disks:    []vmtest.Disk{{Path: m.Disk, Snapshot: true}},
 		FwCfg:    []vmtest.FwCfg{{Name: "opt/goheads/cbfs", File: m.CBFS}},
+	}
+}
+
+// SetCBFS rewrites the machine's CBFS image with the owner's key and
+// configUser (empty: none), as flashing new settings would.
+func (m *Machine) SetCBFS(t testing.TB, configUser string) {
+	t.Helper()
+	img, err := cbfs.Create(1<<20, cbfs.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := img.Add(cbfs.UserPrefix+".gnupg/pubring.gpg", m.Owner.Public, cbfs.TypeRaw); err != nil {
+		t.Fatal(err)
+	}
+	if configUser != "" {
+		if err := img.Add(cbfs.ConfigUserName, []byte(configUser), cbfs.TypeRaw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := img.WriteFile(m.CBFS); err != nil {
+		t.Fatal(err)
 	}
 }
