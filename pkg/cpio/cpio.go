@@ -150,6 +150,9 @@ const maxEntry = 256 << 20
 type Reader struct {
 	r   io.Reader
 	off int64
+	// Skip, when set, is asked for each member; the data of a skipped
+	// member is read past without being kept (Entry.Data is nil).
+	Skip func(name string, size uint32) bool
 }
 
 // NewReader returns a reader of r.
@@ -169,6 +172,10 @@ func (r *Reader) skipPad() error {
 	}
 	return nil
 }
+
+// Offset is how many bytes of the input the reader has consumed: after
+// the trailer, the archive's length.
+func (r *Reader) Offset() int64 { return r.off }
 
 // Next returns the next entry, or io.EOF after the trailer.
 func (r *Reader) Next() (Entry, error) {
@@ -206,7 +213,11 @@ func (r *Reader) Next() (Entry, error) {
 	// Copy rather than allocate size up front: a lying header must not make
 	// the reader allocate more than the input holds.
 	var db bytes.Buffer
-	m, err := io.CopyN(&db, r.r, int64(size))
+	var dst io.Writer = &db
+	if r.Skip != nil && name != trailer && r.Skip(name, size) {
+		dst = io.Discard
+	}
+	m, err := io.CopyN(dst, r.r, int64(size))
 	r.off += m
 	data := db.Bytes()
 	if err == io.EOF {
