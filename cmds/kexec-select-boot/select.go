@@ -1,11 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -15,6 +15,7 @@ import (
 	"github.com/goheads/goheads/pkg/keyring"
 	"github.com/goheads/goheads/pkg/selectboot"
 	"github.com/goheads/goheads/pkg/tpm"
+	"github.com/goheads/goheads/pkg/ui"
 )
 
 type options struct {
@@ -25,7 +26,7 @@ type options struct {
 	noExec      bool
 }
 
-func run(ctx context.Context, stdin io.Reader, out io.Writer, o options) error {
+func run(ctx context.Context, stdin *os.File, out io.Writer, o options) error {
 	cfg := config.Runtime()
 	if o.bootDir == "" {
 		m, err := bootdisk.Find(bootdisk.Options{Dev: cfg.Value("CONFIG_BOOT_DEV")})
@@ -46,7 +47,6 @@ func run(ctx context.Context, stdin io.Reader, out io.Writer, o options) error {
 		return err
 	}
 	st := selectboot.Inspect(env)
-	in := bufio.NewReader(stdin)
 	popts := selectboot.PrepareOptions{Add: o.add, Remove: o.remove}
 
 	if !st.Verified() && !o.force {
@@ -65,7 +65,7 @@ func run(ctx context.Context, stdin io.Reader, out io.Writer, o options) error {
 		}
 	}
 	if entry == nil {
-		e, err := choose(in, out, st.Entries)
+		e, err := choose(stdin, out, st.Entries)
 		if err != nil {
 			return err
 		}
@@ -81,6 +81,25 @@ func run(ctx context.Context, stdin io.Reader, out io.Writer, o options) error {
 		return err
 	}
 	fmt.Fprintf(out, "kernel %s, initrd %s\ncommand line: %s\n", entry.Kernel, strings.Join(entry.Initrds, " "), img.Cmdline)
+	if !o.force {
+		err := st.InsertDiskKey(env, img, selectboot.DiskKeyPrompts{
+			Passphrase: func(try int) ([]byte, error) {
+				return ui.ReadSecret(stdin, out, fmt.Sprintf("Disk unlock key passphrase (try %d of 3): ", try))
+			},
+			UseRecovery: func(err error) bool {
+				fmt.Fprintf(out, "The disk unlock key did not unseal: %v\n", err)
+				line, _ := ui.ReadLine(stdin, out, "Boot and type the Disk Recovery Key in the OS instead? [y/N]: ")
+				return strings.HasPrefix(strings.ToLower(strings.TrimSpace(line)), "y")
+			},
+			Warn: func(s string) { fmt.Fprintln(out, "warning:", s) },
+		})
+		if err != nil {
+			return err
+		}
+		if img.HasSecret {
+			fmt.Fprintln(out, "Disk unlock key unsealed and added to the initrd.")
+		}
+	}
 	return selectboot.Boot(env, img, selectboot.BootOptions{Exec: !o.noExec})
 }
 
@@ -92,7 +111,7 @@ func signer(st *selectboot.State) string {
 	return fmt.Sprintf("%s (%s)", s.UserID, s.Fingerprint)
 }
 
-func choose(in *bufio.Reader, out io.Writer, entries []bootentry.Entry) (*bootentry.Entry, error) {
+func choose(in *os.File, out io.Writer, entries []bootentry.Entry) (*bootentry.Entry, error) {
 	if len(entries) == 0 {
 		return nil, errors.New("no boot entries found in /boot")
 	}
@@ -100,9 +119,8 @@ func choose(in *bufio.Reader, out io.Writer, entries []bootentry.Entry) (*booten
 		fmt.Fprintf(out, "%2d. %s\n", i+1, e.Name)
 	}
 	for {
-		fmt.Fprintf(out, "Choose an entry to boot (1-%d): ", len(entries))
-		line, err := in.ReadString('\n')
-		if err != nil && line == "" {
+		line, err := ui.ReadLine(in, out, fmt.Sprintf("Choose an entry to boot (1-%d): ", len(entries)))
+		if err != nil {
 			return nil, err
 		}
 		n, err := strconv.Atoi(strings.TrimSpace(line))

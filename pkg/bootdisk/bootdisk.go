@@ -246,7 +246,11 @@ func (m *Mounted) Remount(rw bool) error {
 }
 
 // Writable runs f with /boot mounted read-write and puts it back read-only.
+// A Mounted without Dev is a directory its creator mounted: f just runs.
 func (m *Mounted) Writable(f func() error) error {
+	if m.Dev == "" {
+		return f()
+	}
 	if err := m.Remount(true); err != nil {
 		return err
 	}

@@ -132,6 +132,8 @@ type Image struct {
 	Cmdline string
 	// Verified: the bytes matched the signed hashes.
 	Verified bool
+	// HasSecret: the initrd carries the disk unlock key; wiped after loading.
+	HasSecret bool
 }
 
 // maxImage bounds a kernel or initrd read into memory.
@@ -236,7 +238,12 @@ func Boot(env *Env, img *Image, o BootOptions) error {
 			return err
 		}
 	}
-	if err := kexec.Load(img.Kernel, img.Initrd, img.Cmdline); err != nil {
+	err := kexec.Load(img.Kernel, img.Initrd, img.Cmdline)
+	if img.HasSecret {
+		// The kernel holds its own copy now; no key stays in this process.
+		wipe(img.Initrd)
+	}
+	if err != nil {
 		return fmt.Errorf("boot %q: %w", img.Entry.Name, err)
 	}
 	if env.TPM != nil {

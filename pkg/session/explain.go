@@ -8,6 +8,7 @@ import (
 	"github.com/goheads/goheads/pkg/attest"
 	"github.com/goheads/goheads/pkg/bootdisk"
 	"github.com/goheads/goheads/pkg/bootsign"
+	"github.com/goheads/goheads/pkg/diskkey"
 	"github.com/goheads/goheads/pkg/hotpkey"
 	"github.com/goheads/goheads/pkg/otp"
 	"github.com/goheads/goheads/pkg/selectboot"
@@ -62,6 +63,36 @@ func Explain(err error) Explanation {
 	var le *tpm.LockoutError
 	var nf *bootdisk.NotFoundError
 	switch {
+	case errors.Is(err, diskkey.ErrHeadersChanged):
+		return Explanation{Severity: Error, Title: "Encrypted disk keys have changed",
+			Summary: "The LUKS headers of the disks differ from when the disk unlock key was sealed (kexec_lukshdr_hash.txt): a keyslot was added, removed or changed.",
+			Meaning: "Expected after you changed a disk passphrase or added a key in the OS. Otherwise someone changed the disk's keys - possibly to capture the disk unlock key.",
+			Next: []string{"If you changed the disk's keys: boot with the Disk Recovery Key, then reseal the disk unlock key (Boot options -> make the entry default and seal a disk key).",
+				"If you did not: do not type the disk passphrase on this machine; investigate."}}
+	case errors.Is(err, diskkey.ErrNotUnsealed):
+		x := Explanation{Severity: Error, Title: "Disk unlock key did not unseal",
+			Summary: "The TPM did not release the disk unlock key: " + err.Error() + ".",
+			Meaning: "A wrong passphrase, or the firmware, its settings or the disk headers changed since the key was sealed.",
+			Next: []string{"Boot without the key and type the Disk Recovery Key when the OS asks.",
+				"Then reseal the disk unlock key if the change was yours."}}
+		switch {
+		case errors.As(err, &pe) && len(pe.PCRs) > 0:
+			var parts []string
+			for _, p := range pe.PCRs {
+				parts = append(parts, fmt.Sprintf("PCR %d (%s)", p, pcrMeaning[p]))
+			}
+			x.Summary = "Changed since the disk key was sealed: " + strings.Join(parts, "; ") + "."
+		case errors.Is(err, tpm.ErrBadAuth):
+			x.Severity = Warning
+			x.Summary = "The disk unlock key passphrase was wrong " + fmt.Sprint(diskkey.Tries) + " times."
+			x.Meaning = "A typo, or a passphrase from another machine."
+		case errors.Is(err, tpm.ErrNotProvisioned):
+			x.Summary = "The TPM holds no disk unlock key (it was reset, or the key never sealed)."
+		}
+		return x
+	case errors.Is(err, diskkey.ErrPassphrase):
+		return Explanation{Severity: Warning, Title: "Passphrase not accepted", Summary: err.Error() + ".",
+			Next: []string{fmt.Sprintf("Choose a disk unlock key passphrase of at least %d characters and type it the same twice.", diskkey.MinPassphrase)}}
 	case errors.As(err, &pe):
 		x := Explanation{Severity: Error, Title: "TOTP/HOTP secret did not unseal",
 			Summary: "The firmware's measurements differ from those the secret was sealed to.",

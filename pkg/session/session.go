@@ -51,14 +51,28 @@ type Session struct {
 
 // Open gathers the session's state. It never fails: what is missing is
 // recorded and shown.
-func Open(cfg *config.Config) *Session {
+func Open(cfg *config.Config) *Session { return OpenWith(cfg, OpenOptions{}) }
+
+// OpenOptions adjust OpenWith.
+type OpenOptions struct {
+	// BootDir is an already mounted /boot (commands' -p); empty: find
+	// and mount it as the menu does.
+	BootDir string
+}
+
+// OpenWith is Open with options.
+func OpenWith(cfg *config.Config, o OpenOptions) *Session {
 	s := &Session{Config: cfg, Now: time.Now}
 	if cfg.Bool("CONFIG_TPM") {
 		s.TPM, s.TPMErr = tpm.Open()
 	} else {
 		s.TPMErr = tpm.ErrNoTPM
 	}
-	s.Boot, s.BootErr = bootdisk.Find(bootdisk.Options{Dev: cfg.Value("CONFIG_BOOT_DEV")})
+	if o.BootDir != "" {
+		s.Boot = &bootdisk.Mounted{Dir: o.BootDir}
+	} else {
+		s.Boot, s.BootErr = bootdisk.Find(bootdisk.Options{Dev: cfg.Value("CONFIG_BOOT_DEV")})
+	}
 	s.Keyring, s.KeyringErr = keyring.LoadGnuPGHome(KeyringDir)
 	return s
 }
@@ -360,8 +374,13 @@ func (s *Session) BootImage(img *selectboot.Image) error {
 type SignOptions struct {
 	KeyFile    string
 	Passphrase []byte
+	// Key, when set, is the already unlocked signing key (KeyFile and
+	// Passphrase are then not used).
+	Key *keyring.SigningKey
 	// SaveDefault, when > 0, saves that entry (1-based) as the default.
 	SaveDefault int
+	// Files adds or replaces kexec*.txt files in the signed set.
+	Files map[string][]byte
 }
 
 // SignBoot regenerates the manifests, advances the rollback counter and
@@ -370,13 +389,12 @@ func (s *Session) SignBoot(o SignOptions) error {
 	if s.Boot == nil {
 		return fmt.Errorf("no /boot: %w", s.BootErr)
 	}
-	data, err := os.ReadFile(o.KeyFile)
-	if err != nil {
-		return err
-	}
-	key, err := keyring.LoadSigningKey(data, o.Passphrase, s.Now())
-	if err != nil {
-		return err
+	key := o.Key
+	if key == nil {
+		var err error
+		if key, err = s.LoadSigningKey(o.KeyFile, o.Passphrase); err != nil {
+			return err
+		}
 	}
 	opts := bootsign.SignOptions{BootDir: s.Boot.Dir, Key: key, UpdateHashes: true, Now: s.Now()}
 	if !s.KeyringEmpty() {
@@ -400,10 +418,29 @@ func (s *Session) SignBoot(o SignOptions) error {
 		}
 		opts.Files, opts.Remove = files, remove
 	}
+	for name, data := range o.Files {
+		if opts.Files == nil {
+			opts.Files = map[string][]byte{}
+		}
+		opts.Files[name] = data
+	}
 	return s.Boot.Writable(func() error {
 		_, err := bootsign.Sign(opts)
 		return err
 	})
+}
+
+// LoadSigningKey unlocks the owner's exported secret key (on a USB stick).
+func (s *Session) LoadSigningKey(file string, passphrase []byte) (*keyring.SigningKey, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	key, err := keyring.LoadSigningKey(data, passphrase, s.Now())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return key, nil
 }
 
 // BootProblem says why there is no /boot (nil when it was found).

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gdamore/tcell/v2"
 	"github.com/goheads/goheads/pkg/attest"
+	"github.com/goheads/goheads/pkg/diskkey"
 	"github.com/goheads/goheads/pkg/keyring"
 	"github.com/goheads/goheads/pkg/selectboot"
 	"github.com/goheads/goheads/pkg/session"
@@ -34,6 +35,12 @@ type Backend interface {
 	PrepareForced(st *selectboot.State, i int) (*selectboot.Image, error)
 	BootImage(img *selectboot.Image) error
 	SignBoot(o session.SignOptions) error
+	LoadSigningKey(file string, passphrase []byte) (*keyring.SigningKey, error)
+	DiskKeyDevices(st *selectboot.State) ([]diskkey.Device, error)
+	CheckDiskKeyHeaders(st *selectboot.State) ([]string, error)
+	UnsealDiskKey(st *selectboot.State, img *selectboot.Image, pass []byte) ([]string, error)
+	LUKSDevices() ([]string, error)
+	SealDiskKey(o session.DiskKeyOptions) (*session.DiskKeyResult, error)
 	Keys() []keyring.KeyInfo
 	KeyringEmpty() bool
 	BootProblem() error
@@ -356,7 +363,7 @@ func (a *App) message(title string, sev session.Severity, text string, done func
 
 // ask prompts for a line; secret masks it.
 func (a *App) ask(title, prompt string, secret bool, done func(value []byte, ok bool)) {
-	in := tview.NewInputField().SetLabel(prompt).SetFieldWidth(40)
+	in := tview.NewInputField().SetLabel(prompt).SetFieldWidth(0) // 0: up to the frame
 	if secret {
 		in.SetMaskCharacter('*')
 	}

@@ -22,9 +22,20 @@ func ReadSecret(in *os.File, out io.Writer, prompt string) ([]byte, error) {
 		fmt.Fprintln(out)
 		return b, err
 	}
+	return readLine(in, prompt)
+}
+
+// ReadLine prompts on out and reads one line from in (echoed).
+func ReadLine(in *os.File, out io.Writer, prompt string) (string, error) {
+	fmt.Fprint(out, prompt)
+	b, err := readLine(in, prompt)
+	return string(b), err
+}
+
+func readLine(in *os.File, prompt string) ([]byte, error) {
 	// One byte at a time: a buffered reader would swallow the answers to
 	// later prompts.
-	var line []byte
+	line := make([]byte, 0, 256) // room for a passphrase without copies left behind
 	b := make([]byte, 1)
 	for {
 		n, err := in.Read(b)

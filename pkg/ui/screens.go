@@ -193,7 +193,7 @@ func (a *App) defaultBoot() {
 				a.explain(session.Explain(err), []item{{'q', "Back to the main menu", a.home}})
 				return
 			}
-			a.boot(img)
+			a.bootVerified(st, img)
 			return
 		}
 	}
@@ -257,11 +257,14 @@ func (a *App) confirmBoot(st *selectboot.State, i int) {
 		return
 	}
 	text := fmt.Sprintf("Entry:   %s\nKernel:  %s\nInitrd:  %s\nCommand line (final):\n  %s", e.Name, e.Kernel, strings.Join(e.Initrds, " "), img.Cmdline)
-	a.menu("confirm", "Confirm boot", session.Normal, text, []item{
-		{'y', "Boot it", func() { a.boot(img) }},
+	items := []item{
+		{'y', "Boot it", func() { a.bootVerified(st, img) }},
 		{'d', "Make it the default and sign /boot", func() { a.signBootWith(i + 1) }},
-		{'b', "Back", a.back},
-	})
+	}
+	if a.b.HasTPM() {
+		items = append(items, item{'k', "Make it the default, seal a disk unlock key, sign /boot", func() { a.sealDiskKey(i + 1) }})
+	}
+	a.menu("confirm", "Confirm boot", session.Normal, text, append(items, item{'b', "Back", a.back}))
 }
 
 // boot leaves the menu and kexecs; on failure the menu comes back with the reason.

@@ -15,6 +15,7 @@ import (
 	"github.com/goheads/goheads/pkg/attest"
 	"github.com/goheads/goheads/pkg/bootentry"
 	"github.com/goheads/goheads/pkg/bootsign"
+	"github.com/goheads/goheads/pkg/diskkey"
 	"github.com/goheads/goheads/pkg/keyring"
 	"github.com/goheads/goheads/pkg/selectboot"
 	"github.com/goheads/goheads/pkg/session"
@@ -33,6 +34,11 @@ type script struct {
 	booted    *selectboot.Image
 	sealed    bool
 	gateArmed bool
+	// diskKey: /boot asks for the disk unlock key for these volumes.
+	diskKey    []diskkey.Device
+	unsealErr  error
+	headersErr error
+	tries      []string
 }
 
 var testNow = time.Date(2026, 11, 25, 17, 4, 12, 0, time.UTC)
@@ -85,6 +91,30 @@ func (s *script) BootProblem() error                 { return nil }
 func (s *script) ConfigValue(string) string          { return "" }
 func (s *script) SetConfig(string, string) error     { return nil }
 func (s *script) SystemInfo() []string               { return []string{"Board: qemu-tpm2"} }
+func (s *script) LoadSigningKey(string, []byte) (*keyring.SigningKey, error) {
+	return nil, fmt.Errorf("test: no key")
+}
+func (s *script) DiskKeyDevices(*selectboot.State) ([]diskkey.Device, error) { return s.diskKey, nil }
+func (s *script) CheckDiskKeyHeaders(*selectboot.State) ([]string, error) {
+	return nil, s.headersErr
+}
+func (s *script) UnsealDiskKey(st *selectboot.State, img *selectboot.Image, pass []byte) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tries = append(s.tries, string(pass))
+	if s.unsealErr != nil {
+		return nil, s.unsealErr
+	}
+	if string(pass) != "disk unlock passphrase" {
+		return nil, fmt.Errorf("%w: %w", diskkey.ErrNotUnsealed, tpm.ErrBadAuth)
+	}
+	img.HasSecret = true
+	return nil, nil
+}
+func (s *script) LUKSDevices() ([]string, error) { return []string{"/dev/vdb"}, nil }
+func (s *script) SealDiskKey(session.DiskKeyOptions) (*session.DiskKeyResult, error) {
+	return nil, fmt.Errorf("test: not sealing")
+}
 
 var entries = []bootentry.Entry{
 	{Name: "Debian GNU/Linux", Kind: bootentry.KindELF, Kernel: "/vmlinuz-6.1.0-goheads", Initrds: []string{"/initrd.img-6.1.0-goheads"}, Append: "root=/dev/vda2 ro"},
@@ -248,4 +278,78 @@ func TestTOTPFailureAndGate(t *testing.T) {
 		t.Errorf("no QR code shown:\n%s", s)
 	}
 	golden(t, "new-secret", s)
+}
+
+// TestDiskKeyBoot: a /boot with a disk unlock key asks its passphrase before
+// booting, three times at most, then offers the Disk Recovery Key; changed
+// LUKS headers stop with Heads' message.
+func TestDiskKeyBoot(t *testing.T) {
+	state := func() *selectboot.State {
+		return &selectboot.State{Report: &bootsign.Report{}, Entries: entries,
+			Default: &selectboot.Default{N: 1, Line: entries[0].String(), Entry: &entries[0]}}
+	}
+	devs := []diskkey.Device{{Path: "/dev/vdb", UUID: "0b5e5c0e-1111-4222-8333-944444444444"}}
+	booted := func(b *script) *selectboot.Image {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.booted
+	}
+
+	t.Run("second try", func(t *testing.T) {
+		b := &script{state: state(), diskKey: devs}
+		tm := start(t, b)
+		tm.wait("Power Off")
+		tm.key('d')
+		s := tm.wait("Disk unlock key passphrase (try 1 of 3):")
+		golden(t, "disk-key", s)
+		tm.typ("typo\r")
+		tm.wait("(try 2 of 3)")
+		if booted(b) != nil {
+			t.Fatal("booted after a wrong passphrase")
+		}
+		tm.typ("disk unlock passphrase\r")
+		tm.wait("Boot failed")
+		if img := booted(b); img == nil || !img.HasSecret {
+			t.Fatalf("booted %+v, want the image with the key", img)
+		}
+		if strings.Contains(tm.text(), "disk unlock passphrase") {
+			t.Error("the passphrase was shown on screen")
+		}
+	})
+	t.Run("three wrong", func(t *testing.T) {
+		b := &script{state: state(), diskKey: devs}
+		tm := start(t, b)
+		tm.wait("Power Off")
+		tm.key('d')
+		for i := 1; i <= 3; i++ {
+			tm.wait(fmt.Sprintf("(try %d of 3)", i))
+			tm.typ("wrong\r")
+		}
+		s := tm.wait("Disk unlock key did not unseal")
+		checkFits(t, s, "wrong 3 times", "Boot without the disk key (type the Disk Recovery Key in the OS)")
+		if booted(b) != nil || len(b.tries) != 3 {
+			t.Fatalf("tries %q, booted %v", b.tries, booted(b))
+		}
+		tm.key('r')
+		tm.wait("Boot failed")
+		if img := booted(b); img == nil || img.HasSecret {
+			t.Fatalf("recovery boot: %+v, want the image without the key", img)
+		}
+	})
+	t.Run("headers changed", func(t *testing.T) {
+		b := &script{state: state(), diskKey: devs, headersErr: fmt.Errorf("check: %w", diskkey.ErrHeadersChanged)}
+		tm := start(t, b)
+		tm.wait("Power Off")
+		tm.key('d')
+		// Refused before any passphrase is asked.
+		s := tm.wait("Encrypted disk keys have changed")
+		if len(b.tries) != 0 {
+			t.Fatal("a passphrase was asked for with changed disk keys")
+		}
+		checkFits(t, s, "kexec_lukshdr_hash.txt", "Back to the main menu")
+		golden(t, "disk-keys-changed", s)
+		if booted(b) != nil {
+			t.Fatal("booted with changed disk keys without the owner choosing to")
+		}
+	})
 }
