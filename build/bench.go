@@ -37,6 +37,11 @@ func Bench(ctx context.Context, o *Options, b *Board, w io.Writer) error {
 		return err
 	}
 	rows = append(rows, boot...)
+	lk, err := benchLUKS(o.BenchRuns)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, lk...)
 	fmt.Fprintf(w, "goheads bench: board %s, %s, QEMU accel %s\n\n", b.Name, bd.Initramfs.Version, accelName())
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "metric\tvalue\ttarget\tnote")

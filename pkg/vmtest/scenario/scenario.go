@@ -6,6 +6,8 @@
 package scenario
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"github.com/goheads/goheads/pkg/bootentry"
 	"github.com/goheads/goheads/pkg/bootsign"
 	"github.com/goheads/goheads/pkg/cbfs"
+	"github.com/goheads/goheads/pkg/cpio"
 	"github.com/goheads/goheads/pkg/keyring"
 	"github.com/goheads/goheads/pkg/testdisk"
 	"github.com/goheads/goheads/pkg/testenv"
@@ -67,7 +70,24 @@ type Machine struct {
 	CounterID string
 	Owner     *Owner
 	OwnerPass []byte
-	dir       string
+	// LUKS is the encrypted disk's image (a whole disk, LUKSDev in the
+	// VM), with LUKSUUID, opened by the Disk Recovery Key DRK.
+	LUKS, LUKSDev, LUKSUUID, DRK string
+	// KeyDisk is a USB stick image whose partition KeyDev holds the
+	// owner's exported secret key as KeyFile.
+	KeyDisk, KeyDev, KeyFile string
+	persistent               bool
+	dir                      string
+}
+
+// LUKSOptions describe the encrypted disk.
+type LUKSOptions struct {
+	Type  string // "luks1" or "luks2"
+	PBKDF string // "pbkdf2" or "argon2id"
+	// OSCrypttab gives the OS initrd a crypttab for the disk (as
+	// Debian's cryptroot has), in an initrd shaped like Debian's: an
+	// early archive, then the zstd-compressed main one.
+	OSCrypttab bool
 }
 
 // Options describe a machine.
@@ -79,7 +99,17 @@ type Options struct {
 	ConfigUser string
 	// KernelCmdline is the test OS's grub.cfg command line.
 	KernelCmdline string
+	// LUKS, when set, adds an encrypted disk made by cryptsetup.
+	LUKS *LUKSOptions
+	// KeyDisk adds a USB stick with the owner's secret key.
+	KeyDisk bool
+	// Persistent keeps the VM's writes to the disks across boots.
+	Persistent bool
 }
+
+// LUKSTestUUID is the encrypted disk's UUID (fixed, so the OS crypttab
+// can name it).
+const LUKSTestUUID = "9c3b7f1e-5a2d-4c8b-8e6f-0123456789ab"
 
 // New prepares a machine.
 func New(t testing.TB, o Options) *Machine {
@@ -120,6 +150,21 @@ func New(t testing.TB, o Options) *Machine {
 	files, err := testdisk.StandardFiles(root, a.Kernel, cmdline)
 	if err != nil {
 		t.Fatal(err)
+	}
+	m.persistent = o.Persistent
+	next := 'b'
+	if o.LUKS != nil {
+		m.makeLUKS(t, *o.LUKS)
+		m.LUKSDev = "/dev/vd" + string(next)
+		next++
+		if o.LUKS.OSCrypttab {
+			tab := "vdb_crypt UUID=" + m.LUKSUUID + " none luks,discard\n"
+			files[1].Data = debianInitrd(t, files[1].Data, cpio.Dir("cryptroot", 0o755), cpio.File("cryptroot/crypttab", 0o644, []byte(tab)))
+		}
+	}
+	if o.KeyDisk {
+		m.makeKeyDisk(t)
+		m.KeyDev = "/dev/vd" + string(next) + "1"
 	}
 	if err := testdisk.WriteTree(m.Boot, files); err != nil {
 		t.Fatal(err)
@@ -195,9 +240,109 @@ func (m *Machine) Config(appendArgs string) vmtest.Config {
 		Append:   "console=ttyS0 quiet " + appendArgs,
 		TPM:      m.TPM,
 		TPMState: m.TPMState,
-		Disks:    []vmtest.Disk{{Path: m.Disk, Snapshot: true}},
+		Disks:    m.disks(),
 		FwCfg:    []vmtest.FwCfg{{Name: "opt/goheads/cbfs", File: m.CBFS}},
 	}
+}
+
+func (m *Machine) disks() []vmtest.Disk {
+	d := []vmtest.Disk{{Path: m.Disk, Snapshot: !m.persistent}}
+	if m.LUKS != "" {
+		d = append(d, vmtest.Disk{Path: m.LUKS, Snapshot: !m.persistent})
+	}
+	if m.KeyDisk != "" {
+		d = append(d, vmtest.Disk{Path: m.KeyDisk, Snapshot: true})
+	}
+	return d
+}
+
+// makeLUKS formats the encrypted disk with cryptsetup, the DRK as its
+// passphrase in slot 0. KDF costs are cryptsetup's minimums where allowed:
+// the VM runs without KVM.
+func (m *Machine) makeLUKS(t testing.TB, o LUKSOptions) {
+	t.Helper()
+	testenv.NeedTool(t, "cryptsetup", "cryptsetup-bin")
+	m.LUKS = filepath.Join(m.dir, "luks.img")
+	m.LUKSUUID = LUKSTestUUID
+	m.DRK = "disk recovery key"
+	if err := os.WriteFile(m.LUKS, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(m.LUKS, 32<<20); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"luksFormat", "--batch-mode", "--type", o.Type, "--uuid", m.LUKSUUID, "--key-file", "-", "--pbkdf", o.PBKDF}
+	if o.PBKDF == "pbkdf2" {
+		args = append(args, "--pbkdf-force-iterations", "1000", "--hash", "sha256")
+	} else {
+		args = append(args, "--pbkdf-memory", "32768", "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "1")
+	}
+	if o.Type == "luks2" {
+		args = append(args, "--luks2-metadata-size", "16k", "--luks2-keyslots-size", "4m")
+	}
+	cmd := exec.Command("cryptsetup", append(args, m.LUKS)...)
+	cmd.Stdin = strings.NewReader(m.DRK)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cryptsetup %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// AddKeyslotOnHost adds a passphrase to the encrypted disk with the host's
+// cryptsetup, as an owner (or an attacker) changing the disk's keys would.
+func (m *Machine) AddKeyslotOnHost(t testing.TB, newPass string) {
+	t.Helper()
+	keyFile := filepath.Join(m.dir, "new-key")
+	if err := os.WriteFile(keyFile, []byte(newPass), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("cryptsetup", "luksAddKey", "--batch-mode", "--key-file", "-", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", m.LUKS, keyFile)
+	cmd.Stdin = strings.NewReader(m.DRK)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cryptsetup luksAddKey: %v: %s", err, out)
+	}
+}
+
+// makeKeyDisk writes a USB stick holding the owner's secret key export.
+func (m *Machine) makeKeyDisk(t testing.TB) {
+	t.Helper()
+	dir := filepath.Join(m.dir, "usb")
+	os.MkdirAll(dir, 0o700)
+	data, err := os.ReadFile(m.Owner.SecretKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.KeyFile = "owner-secret.asc"
+	if err := os.WriteFile(filepath.Join(dir, m.KeyFile), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.KeyDisk = filepath.Join(m.dir, "usb.img")
+	if err := testdisk.MakeFromDir(m.KeyDisk, dir, testdisk.Options{Label: "USBKEY", BootSizeMB: 8}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// debianInitrd reshapes a testos initrd the way initramfs-tools builds
+// one: an uncompressed early archive (microcode), then the main archive
+// compressed by the real zstd, with extra entries in a second archive
+// inside the compressed stream.
+func debianInitrd(t testing.TB, testos []byte, extra ...cpio.Entry) []byte {
+	t.Helper()
+	testenv.NeedTool(t, "zstd", "zstd")
+	var early, more bytes.Buffer
+	if err := cpio.WriteAll(&early, []cpio.Entry{cpio.Dir("kernel", 0o755), cpio.Dir("kernel/x86", 0o755), cpio.Dir("kernel/x86/microcode", 0o755),
+		cpio.File("kernel/x86/microcode/GenuineIntel.bin", 0o644, []byte("not really microcode"))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cpio.WriteAll(&more, extra); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("zstd", "-q", "-c", "-19")
+	cmd.Stdin = io.MultiReader(bytes.NewReader(testos), &more)
+	z, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("zstd: %v", err)
+	}
+	return append(early.Bytes(), z...)
 }
 
 // SetCBFS rewrites the machine's CBFS image with the owner's key and
