@@ -88,3 +88,26 @@ func TestVMMenu(t *testing.T) {
 		})
 	}
 }
+
+// TestVMUSBBoot boots a USB disk's OS from the menu: unverified, after the
+// warning, with the OS's own command line.
+func TestVMUSBBoot(t *testing.T) {
+	m := scenario.New(t, scenario.Options{Board: "qemu-tpm2", Sign: true, USBBoot: true})
+	vm := vmtest.StartT(t, m.Config(""))
+	vm.MustScreen(t, "TOTP Generation Failed", 2*time.Minute)
+	vm.MustSend(t, "i")
+	vm.MustScreen(t, "Options -->", time.Minute)
+	vm.MustSend(t, "o")
+	vm.MustScreen(t, "Boot options -->", time.Minute)
+	vm.MustSend(t, "b")
+	vm.MustScreen(t, "USB boot", time.Minute)
+	vm.MustSend(t, "u")
+	vm.MustScreen(t, "USB boot: "+m.USBDev, time.Minute)
+	vm.MustScreen(t, "Nothing on this disk is verified", time.Minute)
+	vm.MustSend(t, "1")
+	got := vm.MustExpectRE(t, marker+` cmdline="([^"]*)"`, 3*time.Minute)
+	if !strings.Contains(got[1], scenario.USBOSArg) {
+		t.Fatalf("booted an OS with command line %q, want the USB disk's", got[1])
+	}
+	vm.Wait(time.Minute)
+}

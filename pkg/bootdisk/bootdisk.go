@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -154,6 +155,8 @@ type Options struct {
 	Dir string
 	// Dev is CONFIG_BOOT_DEV: tried first, alone when it works.
 	Dev string
+	// Exclude lists devices not to consider (USB boot skips /boot's).
+	Exclude []string
 }
 
 // HasBootConfig reports whether dir looks like a /boot: a GRUB, SYSLINUX
@@ -179,6 +182,8 @@ func Find(o Options) (*Mounted, error) {
 	nf := &NotFoundError{}
 	try := func(p Partition) *Mounted {
 		switch {
+		case slices.Contains(o.Exclude, p.Dev):
+			return nil
 		case p.FS == FSLUKS:
 			nf.LUKS = append(nf.LUKS, p.Dev)
 			nf.Skipped = append(nf.Skipped, Skipped{p.Dev, "LUKS container"})

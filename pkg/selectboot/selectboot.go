@@ -10,6 +10,7 @@ package selectboot
 import (
 	"errors"
 	"fmt"
+	"github.com/goheads/goheads/pkg/benchlog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -172,15 +173,27 @@ func (s *State) Prepare(env *Env, e bootentry.Entry, o PrepareOptions) (*Image, 
 func ForcedBoot(env *Env, e bootentry.Entry, o PrepareOptions) (*Image, error) {
 	o.Add = append([]string{"vt.default_red=0xff,0xff,0xff,0xff,0xff,0xff,0xff,0xff,0xff,0xff,0xff,0xff,0xff,0xff,0xff,0xff"}, o.Add...)
 	o.Remove = append(o.Remove, "quiet", "splash")
-	load := func(p string) ([]byte, error) {
-		root, err := os.OpenRoot(env.BootDir)
+	return build(env, e, o, dirLoader(env.BootDir))
+}
+
+// USBBoot prepares an entry of a USB disk mounted at env.BootDir, as
+// Heads' USB boot: nothing is verified (an installer or live system the
+// owner chose); Boot must then run with SkipGeneric after PCR 4 got
+// "usb", so nothing sealed to this firmware unseals in that OS.
+func USBBoot(env *Env, e bootentry.Entry) (*Image, error) {
+	return build(env, e, PrepareOptions{}, dirLoader(env.BootDir))
+}
+
+// dirLoader reads files of an unverified tree, never outside it.
+func dirLoader(dir string) func(string) ([]byte, error) {
+	return func(p string) ([]byte, error) {
+		root, err := os.OpenRoot(dir)
 		if err != nil {
 			return nil, err
 		}
 		defer root.Close()
 		return root.ReadFile(strings.TrimPrefix(filepath.Clean("/"+p), "/"))
 	}
-	return build(env, e, o, load)
 }
 
 func build(env *Env, e bootentry.Entry, o PrepareOptions, load func(string) ([]byte, error)) (*Image, error) {
@@ -258,5 +271,6 @@ func Boot(env *Env, img *Image, o BootOptions) error {
 	if !o.Exec {
 		return nil
 	}
+	benchlog.Mark("kexec")
 	return kexec.Exec()
 }

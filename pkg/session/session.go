@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/goheads/goheads/pkg/attest"
+	"github.com/goheads/goheads/pkg/benchlog"
 	"github.com/goheads/goheads/pkg/bootdisk"
+	"github.com/goheads/goheads/pkg/bootentry"
 	"github.com/goheads/goheads/pkg/bootsign"
 	"github.com/goheads/goheads/pkg/config"
 	"github.com/goheads/goheads/pkg/hotpkey"
@@ -23,6 +25,7 @@ import (
 	"github.com/goheads/goheads/pkg/measure"
 	"github.com/goheads/goheads/pkg/selectboot"
 	"github.com/goheads/goheads/pkg/tpm"
+	"golang.org/x/sys/unix"
 )
 
 // KeyringDir is where cbfs-init puts the ROM keyring.
@@ -47,6 +50,7 @@ type Session struct {
 	// counterID is a rollback counter created by a TPM reset, used by the
 	// next signing of /boot.
 	counterID string
+	benchTOTP sync.Once
 }
 
 // Open gathers the session's state. It never fails: what is missing is
@@ -135,6 +139,9 @@ func (s *Session) TOTP() (*attest.Code, error) {
 	c, err := s.totp().Code()
 	if err != nil && !errors.Is(err, attestClockErr) {
 		s.arm(fmt.Sprintf("TOTP unseal failed: %v", err))
+	}
+	if err == nil {
+		s.benchTOTP.Do(func() { benchlog.Mark("totp-ready tpm-commands=%d", s.TPM.Commands()) })
 	}
 	return c, err
 }
@@ -536,4 +543,60 @@ func wipe(b []byte) {
 	for i := range b {
 		b[i] = 0
 	}
+}
+
+// ---- USB boot ----
+
+// USBMedia is a bootable disk other than /boot, mounted read-only.
+type USBMedia struct {
+	Dev, Dir string
+	Entries  []bootentry.Entry
+	mounted  *bootdisk.Mounted
+}
+
+// USBMountDir is where USB boot media are mounted.
+var USBMountDir = "/media"
+
+// FindUSB mounts the first disk other than /boot that holds a boot loader
+// configuration (a live or installer USB stick) and lists its entries.
+func (s *Session) FindUSB() (*USBMedia, error) {
+	var exclude []string
+	if s.Boot != nil && s.Boot.Dev != "" {
+		exclude = append(exclude, s.Boot.Dev)
+	}
+	unix.Unmount(USBMountDir, 0) // a previous scan's
+	m, err := bootdisk.Find(bootdisk.Options{Dir: USBMountDir, Exclude: exclude})
+	if err != nil {
+		return nil, fmt.Errorf("no bootable USB disk: %w", err)
+	}
+	res, err := bootentry.Scan(m.Dir, nil)
+	if err != nil {
+		m.Unmount()
+		return nil, fmt.Errorf("%s: %w", m.Dev, err)
+	}
+	return &USBMedia{Dev: m.Dev, Dir: m.Dir, Entries: res.Entries, mounted: m}, nil
+}
+
+// BootUSB extends PCR 4 with "usb" (nothing sealed to this firmware
+// unseals afterwards, in this boot or in the OS) and kexecs entry i of
+// the USB disk, unverified, as Heads' USB boot. It returns only on failure.
+func (s *Session) BootUSB(m *USBMedia, i int) error {
+	if i < 0 || i >= len(m.Entries) {
+		return errors.New("no such boot entry")
+	}
+	env := &selectboot.Env{BootDir: m.Dir, TPM: s.TPM, Config: s.Config, Now: s.Now}
+	img, err := selectboot.USBBoot(env, m.Entries[i])
+	if err != nil {
+		return err
+	}
+	if s.TPM != nil {
+		if err := measure.BootMode(s.TPM, measure.ModeUSB); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	wipe(s.owner)
+	s.owner = nil
+	s.mu.Unlock()
+	return selectboot.Boot(env, img, selectboot.BootOptions{SkipGeneric: true, Exec: true})
 }

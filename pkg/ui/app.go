@@ -41,6 +41,8 @@ type Backend interface {
 	UnsealDiskKey(st *selectboot.State, img *selectboot.Image, pass []byte) ([]string, error)
 	LUKSDevices() ([]string, error)
 	SealDiskKey(o session.DiskKeyOptions) (*session.DiskKeyResult, error)
+	FindUSB() (*session.USBMedia, error)
+	BootUSB(m *session.USBMedia, i int) error
 	Keys() []keyring.KeyInfo
 	KeyringEmpty() bool
 	BootProblem() error

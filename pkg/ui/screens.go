@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gdamore/tcell/v2"
+	"github.com/goheads/goheads/pkg/benchlog"
 	"github.com/goheads/goheads/pkg/otp"
 	"github.com/goheads/goheads/pkg/selectboot"
 	"github.com/goheads/goheads/pkg/session"
@@ -170,6 +171,7 @@ func (a *App) mainMenu() {
 // ---- boot ----
 
 func (a *App) defaultBoot() {
+	benchlog.Mark("default-boot")
 	st := a.b.Inspect()
 	if !st.Verified() {
 		a.bootFailure(st)
@@ -296,6 +298,7 @@ func (a *App) options() {
 func (a *App) bootOptions() {
 	a.menu("bootopts", "Boot options", session.Normal, "", []item{
 		{'m', "Show the OS boot menu", func() { a.osMenu(a.b.Inspect(), "") }},
+		{'u', "USB boot (not verified)", a.usbBoot},
 		{'f', "Ignore tampering and force a boot (unsafe)", func() {
 			st := a.b.Inspect()
 			st.Report = nil
@@ -544,4 +547,38 @@ func (a *App) powerOff() {
 		}
 	})
 	a.home()
+}
+
+// usbBoot lists the entries of a USB disk and boots one, unverified, after
+// PCR 4 gets "usb" (Heads' USB boot: installers and live systems).
+func (a *App) usbBoot() {
+	m, err := a.b.FindUSB()
+	if err != nil {
+		a.message("USB boot", session.Warning, err.Error()+"\n\nInsert a USB disk with a GRUB, SYSLINUX or BootLoaderSpec configuration and try again.", a.back)
+		return
+	}
+	if len(m.Entries) == 0 {
+		a.message("USB boot", session.Warning, fmt.Sprintf("%s has no boot entry goheads can start.", m.Dev), a.back)
+		return
+	}
+	var items []item
+	for i, e := range m.Entries {
+		i := i
+		key := rune(0)
+		if i < 9 {
+			key = rune('1' + i)
+		}
+		items = append(items, item{key, e.Name, func() {
+			a.app.Suspend(func() {
+				fmt.Printf("\nBooting %s from %s (USB, not verified) ...\n", m.Entries[i].Name, m.Dev)
+				if err := a.b.BootUSB(m, i); err != nil {
+					a.status = "USB boot failed: " + err.Error()
+				}
+			})
+			a.home()
+		}})
+	}
+	items = append(items, item{'q', "Back", a.back})
+	a.menu("usb", "USB boot: "+m.Dev, session.Warning,
+		"Nothing on this disk is verified. Booting it extends PCR 4 with \"usb\": the TOTP/HOTP secret and the disk unlock key stay sealed until the next boot.", items)
 }

@@ -39,6 +39,8 @@ type script struct {
 	unsealErr  error
 	headersErr error
 	tries      []string
+	usb        *session.USBMedia
+	usbBooted  string
 }
 
 var testNow = time.Date(2026, 11, 25, 17, 4, 12, 0, time.UTC)
@@ -110,6 +112,18 @@ func (s *script) UnsealDiskKey(st *selectboot.State, img *selectboot.Image, pass
 	}
 	img.HasSecret = true
 	return nil, nil
+}
+func (s *script) FindUSB() (*session.USBMedia, error) {
+	if s.usb == nil {
+		return nil, fmt.Errorf("no bootable USB disk: nothing found")
+	}
+	return s.usb, nil
+}
+func (s *script) BootUSB(m *session.USBMedia, i int) error {
+	s.mu.Lock()
+	s.usbBooted = m.Entries[i].Name
+	s.mu.Unlock()
+	return fmt.Errorf("test: not booting")
 }
 func (s *script) LUKSDevices() ([]string, error) { return []string{"/dev/vdb"}, nil }
 func (s *script) SealDiskKey(session.DiskKeyOptions) (*session.DiskKeyResult, error) {
@@ -352,4 +366,32 @@ func TestDiskKeyBoot(t *testing.T) {
 			t.Fatal("booted with changed disk keys without the owner choosing to")
 		}
 	})
+}
+
+// TestUSBBoot: Boot options -> USB boot warns that nothing is verified and
+// PCR 4 gets "usb", lists the stick's entries and boots the chosen one.
+func TestUSBBoot(t *testing.T) {
+	st := &selectboot.State{Report: &bootsign.Report{}, Entries: entries}
+	b := &script{state: st}
+	tm := start(t, b)
+	tm.wait("Power Off")
+	tm.key('o')
+	tm.wait("Boot options -->")
+	tm.key('b')
+	tm.wait("USB boot (not verified)")
+	tm.key('u')
+	tm.wait("no bootable USB disk")
+	tm.key('x')
+	b.usb = &session.USBMedia{Dev: "/dev/sdb1", Entries: []bootentry.Entry{{Name: "Debian installer", Kind: bootentry.KindELF, Kernel: "/vmlinuz"}}}
+	tm.wait("USB boot (not verified)")
+	tm.key('u')
+	s := tm.wait("USB boot: /dev/sdb1")
+	checkFits(t, s, "Nothing on this disk is verified", "PCR 4", "(1) Debian installer")
+	tm.key('1')
+	tm.wait("USB boot failed")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.usbBooted != "Debian installer" {
+		t.Fatalf("booted %q", b.usbBooted)
+	}
 }

@@ -76,8 +76,10 @@ type Machine struct {
 	// KeyDisk is a USB stick image whose partition KeyDev holds the
 	// owner's exported secret key as KeyFile.
 	KeyDisk, KeyDev, KeyFile string
-	persistent               bool
-	dir                      string
+	// USBDisk is the bootable USB disk, USBDev its partition in the VM.
+	USBDisk, USBDev string
+	persistent      bool
+	dir             string
 }
 
 // LUKSOptions describe the encrypted disk.
@@ -105,7 +107,13 @@ type Options struct {
 	KeyDisk bool
 	// Persistent keeps the VM's writes to the disks across boots.
 	Persistent bool
+	// USBBoot adds a bootable USB disk: a test OS whose command line has
+	// USBOSArg, unsigned.
+	USBBoot bool
 }
+
+// USBOSArg marks the USB disk's test OS on its command line.
+const USBOSArg = "goheads-usb-os"
 
 // LUKSTestUUID is the encrypted disk's UUID (fixed, so the OS crypttab
 // can name it).
@@ -165,6 +173,18 @@ func New(t testing.TB, o Options) *Machine {
 	if o.KeyDisk {
 		m.makeKeyDisk(t)
 		m.KeyDev = "/dev/vd" + string(next) + "1"
+		next++
+	}
+	if o.USBBoot {
+		usbFiles, err := testdisk.StandardFiles(root, a.Kernel, "console=ttyS0 quiet "+USBOSArg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.USBDisk = filepath.Join(m.dir, "usb-boot.img")
+		if err := testdisk.Make(m.USBDisk, testdisk.Options{Files: usbFiles, Label: "LIVE"}); err != nil {
+			t.Fatal(err)
+		}
+		m.USBDev = "/dev/vd" + string(next) + "1"
 	}
 	if err := testdisk.WriteTree(m.Boot, files); err != nil {
 		t.Fatal(err)
@@ -252,6 +272,9 @@ func (m *Machine) disks() []vmtest.Disk {
 	}
 	if m.KeyDisk != "" {
 		d = append(d, vmtest.Disk{Path: m.KeyDisk, Snapshot: true})
+	}
+	if m.USBDisk != "" {
+		d = append(d, vmtest.Disk{Path: m.USBDisk, Snapshot: true})
 	}
 	return d
 }
