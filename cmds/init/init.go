@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/goheads/goheads/pkg/benchlog"
 	"io"
 	"os"
 	"slices"
@@ -69,6 +70,7 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 		}
 	}
 	if t != nil {
+		benchlog.Mark("init tpm-commands=%d", t.Commands())
 		t.Close()
 	}
 
