@@ -13,11 +13,6 @@ import (
 	"github.com/goheads/goheads/pkg/cbfs"
 )
 
-// userCBFSSize is the size of the CBFS image QEMU boards without coreboot
-// get through fw_cfg in place of the flash's CBFS: room for a keyring and
-// the owner's settings.
-const userCBFSSize = 1 << 20
-
 // FwCfgCBFS is the fw_cfg name init reads (cbfs.DefaultFwCfg).
 const FwCfgCBFS = "opt/goheads/cbfs"
 
@@ -29,10 +24,15 @@ func (o *Options) userCBFSPath(b *Board) string { return filepath.Join(o.OutDir(
 // none yet.
 func ensureUserCBFS(o *Options, b *Board) (string, error) {
 	p := o.userCBFSPath(b)
-	if _, err := os.Stat(p); err == nil {
+	if st, err := os.Stat(p); err == nil {
+		if st.Size() > 64<<10 {
+			// Made by an older builder (1 MiB, slow to read): repack.
+			return p, repackUserCBFS(p)
+		}
 		return p, nil
 	}
-	img, err := cbfs.Create(userCBFSSize, cbfs.CreateOptions{})
+	// As small as it can be (cbfs.Fit): the guest reads fw_cfg slowly.
+	img, err := cbfs.Fit(nil)
 	if err != nil {
 		return "", err
 	}
@@ -61,6 +61,26 @@ func InjectGPG(ctx context.Context, o *Options, b *Board, pubkey, configUser str
 	if err != nil {
 		return err
 	}
+	// Keep what is there (in order), replace or add the new files, and
+	// write an image just large enough.
+	var files []cbfs.Content
+	put := func(name string, data []byte) {
+		for i := range files {
+			if files[i].Name == name {
+				files[i].Data = data
+				return
+			}
+		}
+		files = append(files, cbfs.Content{Name: name, Data: data, Type: cbfs.TypeRaw})
+	}
+	old, err := cbfs.UserFiles(img)
+	img.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	for _, f := range old {
+		put(f.Name, f.Data)
+	}
 	if pubkey != "" {
 		raw, err := os.ReadFile(pubkey)
 		if err != nil {
@@ -71,9 +91,7 @@ func InjectGPG(ctx context.Context, o *Options, b *Board, pubkey, configUser str
 				return fmt.Errorf("%s: %w", pubkey, err)
 			}
 		}
-		if err := img.Replace(cbfs.UserPrefix+".gnupg/pubring.gpg", raw, cbfs.TypeRaw); err != nil {
-			return err
-		}
+		put(cbfs.UserPrefix+".gnupg/pubring.gpg", raw)
 		fmt.Fprintf(w, "build: %s: heads/initrd/.gnupg/pubring.gpg from %s\n", p, pubkey)
 	}
 	if configUser != "" {
@@ -81,10 +99,35 @@ func InjectGPG(ctx context.Context, o *Options, b *Board, pubkey, configUser str
 		if err != nil {
 			return err
 		}
-		if err := img.Replace(cbfs.ConfigUserName, raw, cbfs.TypeRaw); err != nil {
-			return err
-		}
+		put(cbfs.ConfigUserName, raw)
 		fmt.Fprintf(w, "build: %s: %s from %s\n", p, cbfs.ConfigUserName, configUser)
 	}
-	return img.WriteFile(p)
+	out, err := cbfs.Fit(files)
+	if err != nil {
+		return err
+	}
+	return out.WriteFile(p)
+}
+
+// repackUserCBFS rewrites the image at p with the same user files, as
+// small as they fit.
+func repackUserCBFS(p string) error {
+	img, err := cbfs.OpenFile(p)
+	if err != nil {
+		return err
+	}
+	files, err := cbfs.UserFiles(img)
+	img.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	var cs []cbfs.Content
+	for _, f := range files {
+		cs = append(cs, cbfs.Content{Name: f.Name, Data: f.Data, Type: cbfs.TypeRaw})
+	}
+	out, err := cbfs.Fit(cs)
+	if err != nil {
+		return err
+	}
+	return out.WriteFile(p)
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/goheads/goheads/pkg/benchlog"
 	"github.com/goheads/goheads/pkg/config"
 	"github.com/goheads/goheads/pkg/session"
 	"github.com/goheads/goheads/pkg/sysinit"
@@ -11,7 +12,9 @@ import (
 )
 
 func run() error {
+	benchlog.Mark("gui-init start")
 	s := session.Open(config.Runtime())
+	benchlog.Mark("session open")
 	defer s.Close()
 	sysinit.ShutdownTPM = func() {
 		if s.TPM != nil {

@@ -133,7 +133,7 @@ func openTPM(board *config.Config) (*tpm.TPM, string) {
 		}
 		return nil, fmt.Sprintf("cannot open: %v", err)
 	}
-	if _, err := t.ReadPCR(0); err != nil {
+	if err := t.Ping(); err != nil {
 		t.Close()
 		return nil, fmt.Sprintf("%s not answering: %v", t.Family(), err)
 	}

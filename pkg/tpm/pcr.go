@@ -125,6 +125,17 @@ func (t *TPM) ReadPCR(idx int) ([]byte, error) {
 	return m[idx], nil
 }
 
+// Ping checks that the TPM answers, with a command the boot needs anyway
+// (TPM 2.0: the PCR banks, which every extend uses; TPM 1.2: PCR 0).
+func (t *TPM) Ping() error {
+	if t.Family() == Family20 {
+		_, err := t.activeBanks()
+		return err
+	}
+	_, err := t.ReadPCR(0)
+	return err
+}
+
 // activeBanks returns the TPM 2.0 PCR banks that are allocated, once.
 func (t *TPM) activeBanks() ([]bank, error) {
 	if t.banks != nil {

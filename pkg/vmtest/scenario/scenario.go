@@ -372,17 +372,13 @@ func debianInitrd(t testing.TB, testos []byte, extra ...cpio.Entry) []byte {
 // configUser (empty: none), as flashing new settings would.
 func (m *Machine) SetCBFS(t testing.TB, configUser string) {
 	t.Helper()
-	img, err := cbfs.Create(1<<20, cbfs.CreateOptions{})
+	files := []cbfs.Content{{Name: cbfs.UserPrefix + ".gnupg/pubring.gpg", Data: m.Owner.Public, Type: cbfs.TypeRaw}}
+	if configUser != "" {
+		files = append(files, cbfs.Content{Name: cbfs.ConfigUserName, Data: []byte(configUser), Type: cbfs.TypeRaw})
+	}
+	img, err := cbfs.Fit(files)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if err := img.Add(cbfs.UserPrefix+".gnupg/pubring.gpg", m.Owner.Public, cbfs.TypeRaw); err != nil {
-		t.Fatal(err)
-	}
-	if configUser != "" {
-		if err := img.Add(cbfs.ConfigUserName, []byte(configUser), cbfs.TypeRaw); err != nil {
-			t.Fatal(err)
-		}
 	}
 	if err := img.WriteFile(m.CBFS); err != nil {
 		t.Fatal(err)
