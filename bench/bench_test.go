@@ -205,6 +205,14 @@ func benchVM(t *testing.T, tb *table, board string) {
 		initMark := vm.MustExpectRE(t, markRE("init").String(), time.Minute)
 		totp := vm.MustExpectRE(t, markRE("totp-ready").String(), time.Minute)
 		wall = append(wall, time.Since(vm.Started))
+		if i == 0 {
+			// Every mark of the first boot, for go test -v: where the time goes.
+			for _, l := range strings.Split(vm.Console(), "\n") {
+				if strings.Contains(l, "goheads-bench:") {
+					t.Logf("%s", strings.TrimSpace(l))
+				}
+			}
+		}
 		kt := seconds(totp[1])
 		kern = append(kern, kt)
 		user = append(user, kt-seconds(b[1]))
