@@ -3,6 +3,7 @@
 #   make test           every test: unit, swtpm, GnuPG/cryptsetup cross-checks, fuzz, VM, reproducibility
 #   make bench          size and speed table
 #   make BOARD=<b> all  build out/<b>/{bzImage,initrd.cpio.xz,hashes.txt,sizes.txt}
+#   make BOARD=<b> rom  coreboot boards: out/<b>/<b>.rom + expected-pcrs.json (needs COREBOOT_SRC=<tree>)
 #   make deps           install the Debian packages the build and tests need (root)
 # The Makefile only fronts the Go builder in build/ (go run ./build <verb>).
 
@@ -13,10 +14,13 @@ BUILD = $(GO) run ./build
 TEST_BOARDS = qemu-tpm2 qemu-tpm1
 FUZZTIME ?= 5s
 
-.PHONY: all run test bench reproducible check deps fuzz lint unit clean inject_gpg
+.PHONY: all rom run test bench reproducible check deps fuzz lint unit clean inject_gpg
 
 all:
 	$(BUILD) all -board $(BOARD)
+
+rom: gocheck
+	$(BUILD) rom -board $(BOARD)
 
 run: gocheck
 	$(BUILD) run -board $(BOARD)
@@ -27,6 +31,7 @@ test: gocheck check lint
 	GOHEADS_REQUIRE_ALL=1 $(GO) test -p 1 -count=1 -timeout 60m ./...
 	$(BUILD) fuzz -fuzztime $(FUZZTIME)
 	$(BUILD) reproducible -board $(BOARD)
+	@[ -n "$$COREBOOT_SRC" ] || echo "make test: the coreboot ROM tests (build/TestROM) were skipped: COREBOOT_SRC is not set; fix: see README, 'coreboot ROMs'"
 
 unit:
 	$(GO) test -short ./...

@@ -13,7 +13,9 @@
 //	bench         print the speed and size table
 //	reproducible  build the initramfs in two fresh clones and compare
 //	fuzz          run every FuzzXxx target for -fuzztime (default 5s)
-//	inject_gpg    put PUBKEY_ASC (and CONFIG_USER) into the board's CBFS
+//	inject_gpg    put PUBKEY_ASC (and CONFIG_USER) into the board's CBFS or ROM
+//	rom           coreboot boards: build out/<b>/<b>.rom from COREBOOT_SRC,
+//	              with expected-pcrs.json (the PCR 2 and 7 it will produce)
 //
 // Outputs go to out/<board>/ (bzImage, initrd.cpio.xz, hashes.txt, sizes.txt).
 // Slow artifacts (the kernel, the busybox binary) are cached in
@@ -56,7 +58,7 @@ func (e *fixError) Error() string { return e.what + "; fix: " + e.fix }
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: go run ./build <check|kernel|initramfs|all|run|bench|reproducible|fuzz|inject_gpg> [-board <b>]")
+		return errors.New("usage: go run ./build <check|kernel|initramfs|all|rom|run|bench|reproducible|fuzz|inject_gpg> [-board <b>]")
 	}
 	verb := args[0]
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
@@ -89,6 +91,9 @@ func run(ctx context.Context, args []string) error {
 		return err
 	case "all":
 		_, err := BuildAll(ctx, opts, b)
+		return err
+	case "rom":
+		_, err := BuildROM(ctx, opts, b, os.Stdout)
 		return err
 	case "run":
 		return Run(ctx, opts, b)

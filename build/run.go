@@ -32,7 +32,11 @@ func vmConfig(o *Options, b *Board, disk string) vmtest.Config {
 	if disk != "" {
 		cfg.Disks = []vmtest.Disk{{Path: disk}}
 	}
-	if !b.Config.Bool("CONFIG_COREBOOT") {
+	if b.Config.Bool("CONFIG_COREBOOT") {
+		// coreboot loads the kernel and initramfs from its own CBFS.
+		cfg.Kernel, cfg.Initrd, cfg.Append = "", "", ""
+		cfg.BIOS = o.romPath(b)
+	} else {
 		cfg.FwCfg = []vmtest.FwCfg{{Name: FwCfgCBFS, File: o.userCBFSPath(b)}}
 	}
 	return cfg
@@ -46,6 +50,11 @@ func Run(ctx context.Context, o *Options, b *Board) error {
 	bd, err := BuildAll(ctx, o, b)
 	if err != nil {
 		return err
+	}
+	if b.Config.Bool("CONFIG_COREBOOT") {
+		if _, err := BuildROM(ctx, o, b, os.Stderr); err != nil {
+			return err
+		}
 	}
 	disk := filepath.Join(bd.Dir, "disk.img")
 	if _, err := os.Stat(disk); err != nil {

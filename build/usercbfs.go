@@ -47,14 +47,18 @@ func ensureUserCBFS(o *Options, b *Board) (string, error) {
 // pubring.gpg (an OpenPGP packet stream Heads and goheads both read) and
 // heads/initrd/etc/config.user.
 func InjectGPG(ctx context.Context, o *Options, b *Board, pubkey, configUser string, w io.Writer) error {
-	if b.Config.Bool("CONFIG_COREBOOT") {
-		return &fixError{what: "board " + b.Name + " has a ROM", fix: "inject into the ROM with `make BOARD=" + b.Name + " rom inject_gpg` (ROM support)"}
-	}
 	if pubkey == "" && configUser == "" {
 		return errors.New("inject_gpg: give PUBKEY_ASC=<key.asc> and/or CONFIG_USER=<file>")
 	}
-	p, err := ensureUserCBFS(o, b)
-	if err != nil {
+	var p string
+	var err error
+	if b.Config.Bool("CONFIG_COREBOOT") {
+		// Into the ROM itself, as Heads' inject_gpg does.
+		p = o.romPath(b)
+		if _, err := os.Stat(p); err != nil {
+			return &fixError{what: "no ROM " + p, fix: "build it first: make BOARD=" + b.Name + " rom"}
+		}
+	} else if p, err = ensureUserCBFS(o, b); err != nil {
 		return err
 	}
 	img, err := cbfs.OpenFile(p)
@@ -101,6 +105,25 @@ func InjectGPG(ctx context.Context, o *Options, b *Board, pubkey, configUser str
 		}
 		put(cbfs.ConfigUserName, raw)
 		fmt.Fprintf(w, "build: %s: %s from %s\n", p, cbfs.ConfigUserName, configUser)
+	}
+	if b.Config.Bool("CONFIG_COREBOOT") {
+		rom, err := cbfs.OpenFile(p)
+		if err != nil {
+			return err
+		}
+		defer rom.Close()
+		for _, f := range files {
+			if err := rom.Replace(f.Name, f.Data, f.Type); err != nil {
+				return fmt.Errorf("%s: %s: %w", p, f.Name, err)
+			}
+		}
+		// PCR 7 changes with the owner's files: predict it again.
+		r, err := writeROM(o, b, rom)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "build: %s: expected PCR 7 now %s\n", r.Path, r.Prediction.PCRs["sha256"]["7"])
+		return nil
 	}
 	out, err := cbfs.Fit(files)
 	if err != nil {

@@ -4,8 +4,11 @@
 // authenticator app. It asks for the TPM owner passphrase.
 //
 //	seal-totp [label]
+//	seal-totp -reseal <new.rom>
 //
 // The label names the secret in the app (default: the board name).
+// -reseal keeps the current secret and seals it to the PCRs the coreboot
+// ROM new.rom will produce (PCR 2 and 7 predicted), before flashing it.
 package main
 
 import (

@@ -7,14 +7,20 @@ import (
 	"os"
 
 	"github.com/goheads/goheads/pkg/attest"
+	"github.com/goheads/goheads/pkg/cbfs"
 	"github.com/goheads/goheads/pkg/config"
+	"github.com/goheads/goheads/pkg/measure"
 	"github.com/goheads/goheads/pkg/otp"
+	"github.com/goheads/goheads/pkg/pcrpredict"
 	"github.com/goheads/goheads/pkg/tpm"
 	"github.com/goheads/goheads/pkg/ui"
 )
 
 func run(ctx context.Context, stdin *os.File, stdout io.Writer, args []string) error {
 	cfg := config.Runtime()
+	if len(args) == 2 && (args[0] == "-reseal" || args[0] == "--reseal") {
+		return reseal(stdin, stdout, cfg, args[1])
+	}
 	label := cfg.Value("CONFIG_BOARD_NAME")
 	if len(args) > 0 {
 		label = args[0]
@@ -44,5 +50,51 @@ func run(ctx context.Context, stdin *os.File, stdout io.Writer, args []string) e
 	}
 	fmt.Fprintf(stdout, "TOTP secret (base32): %s\n", s.Base32)
 	fmt.Fprintf(stdout, "Scan the QR code or type the secret into your authenticator app; it is shown only now.\n")
+	return nil
+}
+
+// reseal moves the current secret to the PCRs the ROM at path will produce
+// (see pcrpredict), before that ROM is flashed: the first boot after the
+// update then shows the code the owner's app already knows.
+func reseal(stdin *os.File, stdout io.Writer, cfg *config.Config, path string) error {
+	rom, err := cbfs.ReadImageFile(path)
+	if err != nil {
+		return err
+	}
+	t, err := tpm.Open()
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	// The owner's files stay in the flash (flash keeps heads/*), so PCR 7
+	// is predicted from the running ROM's files, not the new image's.
+	var kept []measure.UserFile
+	if img, err := cbfs.OpenRunning(cbfs.Options{FwCfg: cbfs.Skip}); err == nil {
+		files, err := cbfs.UserFiles(img)
+		img.Close()
+		if err != nil {
+			return fmt.Errorf("running ROM: %w", err)
+		}
+		for _, f := range files {
+			kept = append(kept, measure.UserFile{Name: f.Name, Data: f.Data})
+		}
+	} else {
+		return fmt.Errorf("read the running ROM's CBFS (for the owner's files the update keeps): %w", err)
+	}
+	u, err := pcrpredict.ForUpdate(path, rom, pcrpredict.UpdateOptions{Config: cfg, Family: t.Family(), Kept: kept})
+	if err != nil {
+		return err
+	}
+	owner, err := ui.ReadSecret(stdin, stdout, "TPM owner passphrase: ")
+	if err != nil {
+		return err
+	}
+	defer ui.Wipe(owner)
+	a := &attest.TOTP{TPM: t, Firmware: attest.FirmwarePCRs{}}
+	if err := a.Reseal(owner, u.PCRs); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "TOTP/HOTP secret resealed to %s: PCR 2 %x, PCR 7 %x.\n", path, u.PCRs[2], u.PCRs[7])
+	fmt.Fprintf(stdout, "Flash that ROM now; until it runs, this firmware shows no code (if you do not flash it, run seal-totp for a new secret).\n")
 	return nil
 }

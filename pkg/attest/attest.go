@@ -234,3 +234,33 @@ func wipe(b []byte) {
 		b[i] = 0
 	}
 }
+
+// Reseal seals the current secret again, unchanged (the owner's
+// authenticator app and token keep working), to the PCR values a firmware
+// update will produce: predicted overrides those PCRs (typically 2 and 7
+// from pkg/pcrpredict), the others keep their current values and PCR 4 its
+// firmware value, as in Seal. The secret must unseal now, so only a machine
+// that still attests can move its secret to a new ROM. If the update does
+// not happen, Reseal again with no predictions to return to this firmware.
+func (a *TOTP) Reseal(ownerAuth []byte, predicted map[int][]byte) error {
+	secret, err := a.Secret()
+	if err != nil {
+		return fmt.Errorf("reseal: %w", err)
+	}
+	defer wipe(secret)
+	pcr4, err := a.Firmware.PCR(a.TPM, 4)
+	if err != nil {
+		return fmt.Errorf("reseal TOTP secret: %w", err)
+	}
+	pcrs := map[int][]byte{0: nil, 1: nil, 2: nil, 3: nil, 4: pcr4, 7: nil}
+	for pcr, v := range predicted {
+		if _, ok := pcrs[pcr]; !ok {
+			return fmt.Errorf("reseal TOTP secret: PCR %d is not in its policy %v", pcr, tpm.TOTPPCRs)
+		}
+		pcrs[pcr] = v
+	}
+	if err := a.TPM.Seal(tpm.SealOptions{Index: tpm.IndexTOTP, Secret: secret, PCRs: pcrs, OwnerAuth: ownerAuth}); err != nil {
+		return fmt.Errorf("reseal TOTP secret: %w", err)
+	}
+	return nil
+}

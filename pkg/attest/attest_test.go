@@ -2,6 +2,8 @@ package attest
 
 import (
 	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
@@ -132,5 +134,67 @@ func TestHOTPCounter(t *testing.T) {
 	os.WriteFile(store.Path, []byte("two"), 0o644)
 	if _, _, err := a.HOTPCode(store); err == nil || !strings.Contains(err.Error(), "not a decimal") {
 		t.Errorf("bad counter file: %v", err)
+	}
+}
+
+// TestResealToPrediction: the secret resealed to a predicted PCR 2 stops
+// unsealing now, unseals (the same code) after a "reboot" whose firmware
+// extends exactly what was predicted, and not after one that extends
+// something else.
+func TestResealToPrediction(t *testing.T) {
+	for _, fam := range tpmtest.Families {
+		t.Run(fam.String(), func(t *testing.T) {
+			sim, a, runtime := setup(t, fam)
+			s, err := a.Seal(owner)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := append([]byte(nil), s.Raw...)
+			s.Wipe()
+			at := time.Date(2026, 11, 25, 12, 0, 7, 0, time.UTC)
+			a.Now = func() time.Time { return at }
+			want, _ := otp.TOTP(raw, at)
+
+			newROM := []byte("ROM B's payload")
+			h, size := sha256.New, sha256.Size
+			if fam == tpm.Family12 {
+				h, size = sha1.New, sha1.Size
+			}
+			d := h()
+			d.Write(newROM)
+			p := h()
+			p.Write(make([]byte, size))
+			p.Write(d.Sum(nil))
+			if err := a.Reseal(owner, map[int][]byte{2: p.Sum(nil)}); err != nil {
+				t.Fatal(err)
+			}
+			var pe *tpm.PolicyError
+			if _, err := a.Code(); !errors.As(err, &pe) || len(pe.PCRs) != 1 || pe.PCRs[0] != 2 {
+				t.Fatalf("before the update: %v, want a policy error naming PCR 2", err)
+			}
+			if err := a.Reseal(owner, map[int][]byte{5: nil}); err == nil {
+				t.Error("reseal with PCR 5 outside the policy: no error")
+			}
+
+			for _, c := range []struct {
+				name string
+				rom  []byte
+				ok   bool
+			}{{"other ROM", []byte("ROM C"), false}, {"predicted ROM", newROM, true}} {
+				a.TPM = sim.Restart()
+				os.Remove(runtime)
+				a.TPM.Log = &tpm.MeasurementLog{Path: runtime}
+				if err := a.TPM.Measure(2, c.rom, "firmware"); err != nil {
+					t.Fatal(err)
+				}
+				got, err := a.Code()
+				if c.ok && (err != nil || got.Code != want) {
+					t.Errorf("%s: %v %v, want code %s", c.name, got, err, want)
+				}
+				if !c.ok && !errors.Is(err, tpm.ErrPolicyMismatch) {
+					t.Errorf("%s: %v, want ErrPolicyMismatch", c.name, err)
+				}
+			}
+		})
 	}
 }

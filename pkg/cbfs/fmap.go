@@ -230,3 +230,19 @@ func cString(b []byte) string {
 	}
 	return string(b)
 }
+
+// ReadArea returns a copy of the bytes of the FMAP area called name.
+func (img *Image) ReadArea(name string) ([]byte, error) {
+	if img.fmap == nil {
+		return nil, fmt.Errorf("cbfs: %s: %w: no FMAP, so no area %q", img.sourceName(), ErrNotFound, name)
+	}
+	a, ok := img.fmap.Area(name)
+	if !ok {
+		return nil, fmt.Errorf("cbfs: %s: %w: FMAP area %q", img.sourceName(), ErrNotFound, name)
+	}
+	b, err := img.read(int64(a.Offset), int64(a.Size))
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), b...), nil
+}

@@ -18,6 +18,20 @@ const (
 	TrustdbName    = UserPrefix + ".gnupg/trustdb.gpg"
 )
 
+// BoardFile is the raw file naming the board a goheads ROM was built for
+// (one line), so an update for another board is refused. coreboot does not
+// load it: it is in no PCR.
+const BoardFile = "goheads/board"
+
+// Board returns the board name a goheads ROM records, or "" if it has none.
+func Board(img *Image) string {
+	b, err := img.Read(BoardFile)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
 // UserFile is one file Heads' cbfs-init.sh loads at boot.
 type UserFile struct {
 	// Name is the CBFS name, e.g. "heads/initrd/.gnupg/pubring.kbx".

@@ -134,6 +134,10 @@ func Parse(r io.ReaderAt, size int64) (*Image, error) {
 	return Open(b)
 }
 
+// ReadImageFile reads a firmware image file (a ROM someone hands over, to
+// open or predict), refusing one larger than any flash chip.
+func ReadImageFile(path string) ([]byte, error) { return readFileLimited(path, maxImageSize) }
+
 func readFileLimited(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {

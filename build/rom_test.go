@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goheads/goheads/pkg/cbfs"
+	"github.com/goheads/goheads/pkg/pcrpredict"
+	"github.com/goheads/goheads/pkg/vmtest"
+	"github.com/goheads/goheads/pkg/vmtest/scenario"
+)
+
+// needCoreboot skips ROM tests when no coreboot tree is given: coreboot's
+// source is on no registry this project's CI can reach. `make test` prints
+// the same reason once, without -v.
+func needCoreboot(t *testing.T) {
+	t.Helper()
+	if _, err := CorebootSource(); err != nil {
+		t.Skipf("coreboot ROM build tests skipped: %v", err)
+	}
+}
+
+// buildTestROM builds board's ROM into out with extra kernel arguments and
+// the owner's CBFS files from the scenario's fw_cfg image, and returns its
+// path and prediction.
+func buildTestROM(t *testing.T, board, out, extraArgs, userCBFS string) (string, *pcrpredict.Prediction) {
+	t.Helper()
+	root, err := vmtest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadBoard(root, board)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if extraArgs != "" {
+		b.Config.Set("CONFIG_LINUX_COMMAND_LINE", b.Cmdline()+" "+extraArgs)
+	}
+	o := &Options{Board: board, Out: out, Root: root}
+	var log bytes.Buffer
+	r, err := BuildROM(context.Background(), o, b, &log)
+	if err != nil {
+		t.Fatalf("build ROM %s: %v\n%s", board, err, log.String())
+	}
+	if userCBFS == "" {
+		return r.Path, r.Prediction
+	}
+	user, err := cbfs.OpenFile(userCBFS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := cbfs.UserFiles(user)
+	user.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rom, err := cbfs.OpenFile(r.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rom.Close()
+	for _, f := range files {
+		if err := rom.Replace(f.Name, f.Data, cbfs.TypeRaw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err = writeROM(o, b, rom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Path, r.Prediction
+}
+
+// TestROM builds the coreboot ROMs of a QEMU board from COREBOOT_SRC and
+// shows, on the real ROM in QEMU with swtpm:
+//   - two builds in two directories are byte-identical;
+//   - PCR 2 and PCR 7 in the VM equal expected-pcrs.json;
+//   - a TOTP sealed under ROM A fails under ROM B, and after
+//     `seal-totp -reseal B` under ROM A, ROM B's menu shows the same code.
+func TestROM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds coreboot and boots it")
+	}
+	needCoreboot(t)
+	for _, fam := range []string{"tpm2", "tpm1"} {
+		t.Run(fam, func(t *testing.T) {
+			board := "qemu-coreboot-" + fam
+			bank := "sha256"
+			if fam == "tpm1" {
+				bank = "sha1"
+			}
+			m := scenario.New(t, scenario.Options{Board: "qemu-" + fam, Sign: true})
+			dir := t.TempDir()
+			// ROM A: a shell on the console (goheads.shell) to look inside.
+			romA, predA := buildTestROM(t, board, filepath.Join(dir, "a"), "goheads.shell", m.CBFS)
+			// ROM B: the board as shipped, booting to the menu.
+			romB, predB := buildTestROM(t, board, filepath.Join(dir, "b"), "", m.CBFS)
+			if predA.PCRs[bank]["2"] == predB.PCRs[bank]["2"] {
+				t.Fatal("ROM A and B predict the same PCR 2")
+			}
+			if fam == "tpm2" {
+				again, _ := buildTestROM(t, board, filepath.Join(dir, "a2"), "goheads.shell", m.CBFS)
+				x, _ := os.ReadFile(romA)
+				y, _ := os.ReadFile(again)
+				if !bytes.Equal(x, y) {
+					t.Errorf("two builds of %s differ: %s and %s", board, romA, again)
+				}
+			}
+
+			boot := func(rom string) *vmtest.VM {
+				cfg := m.Config("")
+				cfg.Kernel, cfg.Initrd, cfg.Append, cfg.FwCfg = "", "", "", nil
+				cfg.BIOS = rom
+				// ROM B as a disk (/dev/vdb), for seal-totp -reseal.
+				cfg.Disks = append(cfg.Disks, vmtest.Disk{Path: romB, Snapshot: true})
+				return vmtest.StartT(t, cfg)
+			}
+			shell := func(vm *vmtest.VM, cmd string) string {
+				t.Helper()
+				out := vm.Shell(t, cmd+"; echo EXIT=$?", 3*time.Minute)
+				if !strings.Contains(out, "EXIT=0") {
+					t.Fatalf("%s:\n%s", cmd, out)
+				}
+				return out
+			}
+
+			// ROM A: the PCRs are what the builder predicted.
+			vm := boot(romA)
+			vm.MustExpect(t, "> ", 3*time.Minute)
+			for _, pcr := range []string{"2", "7"} {
+				out := shell(vm, "tpmr pcrread "+pcr)
+				if want := predA.PCRs[bank][pcr]; !strings.Contains(out, want) {
+					t.Errorf("PCR %s in the VM:\n%s\nwant %s (expected-pcrs.json)", pcr, out, want)
+				}
+			}
+			shell(vm, fmt.Sprintf("echo '%s' | seal-totp", m.OwnerPass))
+			vm.MustSend(t, "poweroff\r")
+			vm.Wait(time.Minute)
+
+			// ROM B without a reseal: the secret does not unseal.
+			vm = boot(romB)
+			vm.MustScreen(t, "did not unseal", 3*time.Minute)
+			vm.Kill()
+
+			// ROM A again: the code still works there; reseal to B.
+			vm = boot(romA)
+			vm.MustExpect(t, "> ", 3*time.Minute)
+			out := shell(vm, fmt.Sprintf("echo '%s' | seal-totp -reseal /dev/vdb", m.OwnerPass))
+			if !strings.Contains(out, predB.PCRs[bank]["2"]) {
+				t.Errorf("reseal output does not name B's PCR 2 %s:\n%s", predB.PCRs[bank]["2"], out)
+			}
+			vm.MustSend(t, "poweroff\r")
+			vm.Wait(time.Minute)
+
+			// ROM B after the reseal: the menu shows a TOTP code.
+			vm = boot(romB)
+			vm.MustScreen(t, `TOTP: \d{6}`, 3*time.Minute)
+			vm.Kill()
+		})
+	}
+}
