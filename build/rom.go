@@ -92,6 +92,11 @@ func BuildROM(ctx context.Context, o *Options, b *Board, w io.Writer) (*ROM, err
 	if !b.Config.Bool("CONFIG_COREBOOT") {
 		return nil, &fixError{what: "board " + b.Name + " has no coreboot ROM", fix: "use a coreboot board, e.g. make BOARD=qemu-coreboot-tpm2 rom"}
 	}
+	// Blobs first: they are the owner's to supply and no tree fixes that.
+	blobLines, err := corebootBlobs(o, b)
+	if err != nil {
+		return nil, err
+	}
 	src, err := CorebootSource()
 	if err != nil {
 		return nil, err
@@ -140,6 +145,7 @@ func BuildROM(ctx context.Context, o *Options, b *Board, w io.Writer) (*ROM, err
 	fmt.Fprintf(&def, "CONFIG_PAYLOAD_FILE=%q\n", filepath.Join(obj, "payload-bzImage"))
 	fmt.Fprintf(&def, "CONFIG_LINUX_INITRD=%q\n", filepath.Join(obj, "payload-initrd.cpio.xz"))
 	fmt.Fprintf(&def, "CONFIG_LINUX_COMMAND_LINE=%q\n", b.Cmdline())
+	def.WriteString(blobLines)
 	// The .config in CBFS would record those paths; the board name and
 	// fragment go in as goheads/* files instead.
 	fmt.Fprintf(&def, "# CONFIG_INCLUDE_CONFIG_FILE is not set\n")
@@ -309,4 +315,54 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// blobConfig maps a blob file name to the coreboot option that takes its path.
+var blobConfig = map[string]string{
+	"ifd.bin": "CONFIG_IFD_BIN_PATH",
+	"me.bin":  "CONFIG_ME_BIN_PATH",
+	"gbe.bin": "CONFIG_GBE_BIN_PATH",
+}
+
+// corebootBlobs checks the board's binary blobs (CONFIG_COREBOOT_BLOBS in
+// CONFIG_COREBOOT_BLOBS_DIR) and returns the defconfig lines pointing
+// coreboot at them. Like Heads, the build stops when one is missing, naming
+// it and where it comes from.
+func corebootBlobs(o *Options, b *Board) (string, error) {
+	names := strings.Fields(b.Config.Value("CONFIG_COREBOOT_BLOBS"))
+	if len(names) == 0 {
+		return "", nil
+	}
+	dir := b.Config.Value("CONFIG_COREBOOT_BLOBS_DIR")
+	if dir == "" {
+		dir = filepath.Join("blobs", b.Name)
+	}
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(o.Root, dir)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	var lines strings.Builder
+	var missing []string
+	for _, n := range names {
+		p := filepath.Join(abs, n)
+		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
+			missing = append(missing, p)
+			continue
+		}
+		opt, ok := blobConfig[n]
+		if !ok {
+			return "", fmt.Errorf("board %s: blob %s: no coreboot option known for it", b.Name, n)
+		}
+		fmt.Fprintf(&lines, "%s=%q\n", opt, p)
+	}
+	if len(missing) > 0 {
+		return "", &fixError{
+			what: fmt.Sprintf("board %s needs binary blobs that are not there: %s", b.Name, strings.Join(missing, ", ")),
+			fix:  fmt.Sprintf("extract them from a backup of this machine's original flash (ifdtool -x backup.rom; me_cleaner -S -O me.bin on the ME region) into %s; goheads does not ship them", abs),
+		}
+	}
+	return lines.String(), nil
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,5 +165,35 @@ func TestROM(t *testing.T) {
 			vm.MustScreen(t, `TOTP: \d{6}`, 3*time.Minute)
 			vm.Kill()
 		})
+	}
+}
+
+// TestROMBlobsMissing: a board with blobs refuses to build without them,
+// naming each file and how to get it, before needing a coreboot tree.
+func TestROMBlobsMissing(t *testing.T) {
+	root, err := vmtest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadBoard(root, "x230")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := t.TempDir()
+	b.Config.Set("CONFIG_COREBOOT_BLOBS_DIR", blobs)
+	os.WriteFile(filepath.Join(blobs, "ifd.bin"), []byte("descriptor"), 0o644)
+	o := &Options{Board: "x230", Out: t.TempDir(), Root: root}
+	_, err = BuildROM(context.Background(), o, b, io.Discard)
+	var fix *fixError
+	if !errors.As(err, &fix) || !strings.Contains(err.Error(), filepath.Join(blobs, "me.bin")) ||
+		!strings.Contains(err.Error(), filepath.Join(blobs, "gbe.bin")) || strings.Contains(err.Error(), "ifd.bin,") || !strings.Contains(err.Error(), "ifdtool -x") {
+		t.Fatalf("x230 without me.bin and gbe.bin: %v", err)
+	}
+	// With all three, the blob lines point coreboot at them.
+	os.WriteFile(filepath.Join(blobs, "me.bin"), []byte("me"), 0o644)
+	os.WriteFile(filepath.Join(blobs, "gbe.bin"), []byte("gbe"), 0o644)
+	lines, err := corebootBlobs(o, b)
+	if err != nil || !strings.Contains(lines, `CONFIG_ME_BIN_PATH="`+filepath.Join(blobs, "me.bin")+`"`) || strings.Count(lines, "\n") != 3 {
+		t.Fatalf("blob lines %q, %v", lines, err)
 	}
 }

@@ -66,22 +66,32 @@ func reseal(stdin *os.File, stdout io.Writer, cfg *config.Config, path string) e
 		return err
 	}
 	defer t.Close()
-	// The owner's files stay in the flash (flash keeps heads/*), so PCR 7
-	// is predicted from the running ROM's files, not the new image's.
-	var kept []measure.UserFile
-	if img, err := cbfs.OpenRunning(cbfs.Options{FwCfg: cbfs.Skip}); err == nil {
-		files, err := cbfs.UserFiles(img)
-		img.Close()
-		if err != nil {
-			return fmt.Errorf("running ROM: %w", err)
-		}
-		for _, f := range files {
-			kept = append(kept, measure.UserFile{Name: f.Name, Data: f.Data})
-		}
-	} else {
-		return fmt.Errorf("read the running ROM's CBFS (for the owner's files the update keeps): %w", err)
+	// The running ROM, through the memory-mapped flash: the owner's files
+	// stay in the flash (flash keeps heads/*), so PCR 7 is predicted from
+	// them, and its own PCR 2 checks the prediction method first.
+	img, err := cbfs.OpenRunning(cbfs.Options{FwCfg: cbfs.Skip})
+	if err != nil {
+		return fmt.Errorf("read the running ROM (for the owner's files the update keeps): %w", err)
 	}
-	u, err := pcrpredict.ForUpdate(path, rom, pcrpredict.UpdateOptions{Config: cfg, Family: t.Family(), Kept: kept})
+	files, err := cbfs.UserFiles(img)
+	if err != nil {
+		img.Close()
+		return fmt.Errorf("running ROM: %w", err)
+	}
+	running, err := img.Bytes()
+	img.Close()
+	if err != nil {
+		return fmt.Errorf("running ROM: %w", err)
+	}
+	var kept []measure.UserFile
+	for _, f := range files {
+		kept = append(kept, measure.UserFile{Name: f.Name, Data: f.Data})
+	}
+	pcr2, err := t.ReadPCR(2)
+	if err != nil {
+		return err
+	}
+	u, err := pcrpredict.ForUpdate(path, rom, pcrpredict.UpdateOptions{Config: cfg, Family: t.Family(), Kept: kept, Running: running, RunningPCR2: pcr2})
 	if err != nil {
 		return err
 	}

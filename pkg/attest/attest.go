@@ -248,6 +248,16 @@ func (a *TOTP) Reseal(ownerAuth []byte, predicted map[int][]byte) error {
 		return fmt.Errorf("reseal: %w", err)
 	}
 	defer wipe(secret)
+	return a.SealSecret(secret, ownerAuth, predicted)
+}
+
+// SealSecret seals a known secret (from Secret) as Reseal does. flash
+// uses it to move the secret back to this firmware when writing the new
+// ROM fails, since after a reseal this firmware can no longer unseal it.
+func (a *TOTP) SealSecret(secret, ownerAuth []byte, predicted map[int][]byte) error {
+	if len(secret) != SecretSize {
+		return fmt.Errorf("reseal TOTP secret: %d bytes, want %d", len(secret), SecretSize)
+	}
 	pcr4, err := a.Firmware.PCR(a.TPM, 4)
 	if err != nil {
 		return fmt.Errorf("reseal TOTP secret: %w", err)

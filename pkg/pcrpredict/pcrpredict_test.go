@@ -218,7 +218,13 @@ func TestForUpdate(t *testing.T) {
 		{"no board file", b, cfg("qemu-coreboot-tpm2", true), tpm.Family20, "none recorded"},
 		{"no coreboot", withBoard, cfg("qemu-coreboot-tpm2", false), tpm.Family20, "boots without coreboot"},
 	} {
-		u, err := ForUpdate("new.rom", c.rom, UpdateOptions{Config: c.cfg, Family: c.fam, Kept: kept})
+		running, _ := Predict(b, Options{})
+		bank := "sha256"
+		if c.fam == tpm.Family12 {
+			bank = "sha1"
+		}
+		pcr2, _ := running.PCR(bank, 2)
+		u, err := ForUpdate("new.rom", c.rom, UpdateOptions{Config: c.cfg, Family: c.fam, Kept: kept, Running: b, RunningPCR2: pcr2})
 		if c.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 				t.Errorf("%s: %v, want an error with %q", c.name, err, c.wantErr)
@@ -228,10 +234,6 @@ func TestForUpdate(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		bank := "sha256"
-		if c.fam == tpm.Family12 {
-			bank = "sha1"
-		}
 		for _, pcr := range []int{2, 7} {
 			if hex.EncodeToString(u.PCRs[pcr]) != u.Prediction.PCRs[bank][fmt.Sprint(pcr)] {
 				t.Errorf("%s: PCR %d = %x, want the %s prediction", c.name, pcr, u.PCRs[pcr], bank)
@@ -240,5 +242,39 @@ func TestForUpdate(t *testing.T) {
 		if got, want := hex.EncodeToString(u.PCRs[7]), chain(c.fam == tpm.Family12, []byte("/etc/config.user"), []byte("CONFIG_X=y\n")); got != want {
 			t.Errorf("%s: PCR 7 %s, want the kept files' %s", c.name, got, want)
 		}
+	}
+}
+
+// TestForUpdateUnverified: no prediction when the method does not
+// reproduce the running firmware's PCR 2.
+func TestForUpdateUnverified(t *testing.T) {
+	rom, _ := romWithCbfstool(t)
+	b, _ := os.ReadFile(rom)
+	img, _ := cbfs.Open(b)
+	img.Add(cbfs.BoardFile, []byte("q\n"), cbfs.TypeRaw)
+	nb, _ := img.Bytes()
+	cfg := config.New()
+	cfg.Set("CONFIG_BOARD_NAME", "q")
+	cfg.Set("CONFIG_COREBOOT", "y")
+	good, _ := Predict(b, Options{})
+	pcr2, _ := good.PCR("sha256", 2)
+	for _, c := range []struct {
+		name    string
+		running []byte
+		pcr2    []byte
+	}{
+		{"no running image", nil, pcr2},
+		{"other PCR 2", b, make([]byte, 32)},
+		{"running is not coreboot", bytes.Repeat([]byte{0xff}, 4096), pcr2},
+	} {
+		_, err := ForUpdate("new.rom", nb, UpdateOptions{Config: cfg, Family: tpm.Family20, Running: c.running, RunningPCR2: c.pcr2})
+		if !errors.Is(err, ErrUnverified) {
+			t.Errorf("%s: %v, want ErrUnverified", c.name, err)
+		}
+	}
+	// The board's list decides: one file less and PCR 2 no longer matches.
+	cfg.Set("CONFIG_COREBOOT_MEASURED", "bootblock fallback/romstage fallback/ramstage fallback/payload")
+	if _, err := ForUpdate("new.rom", nb, UpdateOptions{Config: cfg, Family: tpm.Family20, Running: b, RunningPCR2: pcr2}); !errors.Is(err, ErrUnverified) {
+		t.Errorf("wrong measured list: %v, want ErrUnverified", err)
 	}
 }

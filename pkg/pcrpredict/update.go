@@ -1,6 +1,7 @@
 package pcrpredict
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,6 +14,12 @@ import (
 
 // ErrWrongBoard means a ROM was built for another board than this one.
 var ErrWrongBoard = errors.New("ROM is for another board")
+
+// ErrUnverified means the prediction method does not reproduce the running
+// firmware's own PCR 2, so a prediction for a new ROM cannot be trusted
+// (the board loads other files than CONFIG_COREBOOT_MEASURED lists, or the
+// flash was changed since boot).
+var ErrUnverified = errors.New("PCR 2 prediction does not match the running firmware")
 
 // Update is the prediction for flashing a new ROM on this machine.
 type Update struct {
@@ -30,6 +37,13 @@ type UpdateOptions struct {
 	// Kept are the owner's heads/initrd/* files the flash will carry over
 	// from the running ROM (nil: none).
 	Kept []measure.UserFile
+	// Running is the firmware image that booted (the flash as read, or the
+	// memory-mapped ROM) and RunningPCR2 the TPM's PCR 2 now. The same
+	// prediction applied to Running must give RunningPCR2, else nothing is
+	// predicted: a wrong prediction would lock the owner's secret away
+	// from both firmwares.
+	Running     []byte
+	RunningPCR2 []byte
 }
 
 // ForUpdate checks that rom is a goheads ROM for this board and predicts
@@ -54,13 +68,23 @@ func ForUpdate(name string, rom []byte, o UpdateOptions) (*Update, error) {
 	if v := o.Config.Value("CONFIG_COREBOOT_MEASURED"); v != "" {
 		files = strings.Fields(v)
 	}
-	p, err := Predict(rom, Options{Files: files, UserFiles: o.Kept, KeepUserFiles: true})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
 	bank := "sha256"
 	if o.Family == tpm.Family12 {
 		bank = "sha1"
+	}
+	if len(o.Running) == 0 || len(o.RunningPCR2) == 0 {
+		return nil, fmt.Errorf("%w: the running firmware image or its PCR 2 is unknown", ErrUnverified)
+	}
+	cur, err := Predict(o.Running, Options{Files: files, KeepUserFiles: true})
+	if err != nil {
+		return nil, fmt.Errorf("running firmware: %w: %v", ErrUnverified, err)
+	}
+	if got, _ := cur.PCR(bank, PCRSRTM); !bytes.Equal(got, o.RunningPCR2) {
+		return nil, fmt.Errorf("%w: predicted %x, the TPM holds %x; fix: do not reseal, generate a new TOTP/HOTP secret after the update", ErrUnverified, got, o.RunningPCR2)
+	}
+	p, err := Predict(rom, Options{Files: files, UserFiles: o.Kept, KeepUserFiles: true})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	u := &Update{Prediction: p, PCRs: map[int][]byte{}}
 	for _, pcr := range []int{PCRSRTM, PCRConfig} {
