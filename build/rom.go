@@ -121,8 +121,10 @@ func BuildROM(ctx context.Context, o *Options, b *Board, w io.Writer) (*ROM, err
 		return nil, fmt.Errorf("board %s: coreboot config: %w", b.Name, err)
 	}
 
-	// The payload goes in by content: copying it into the build directory
-	// under fixed names keeps the host's paths out of the ROM.
+	// coreboot reads the payload from a stable copy in its build directory.
+	// The paths do not reach the ROM: the .config is left out of CBFS
+	// (CONFIG_INCLUDE_CONFIG_FILE below), so two checkouts build the same
+	// bytes (TestROM checks it).
 	obj, err := filepath.Abs(filepath.Join(o.OutDir(b), "coreboot"))
 	if err != nil {
 		return nil, err

@@ -211,10 +211,17 @@ func (img *Image) modify(fn func(*mutation) error) error {
 	}
 	n, err := openBytes(m.b, img.source)
 	if err != nil {
-		return fmt.Errorf("cbfs: internal error: the modified image does not parse: %v", err)
+		return img.formatErr(img.start, "cannot modify this CBFS safely: after the change it would not parse (%v)", err)
 	}
+	// The result must read back exactly as the image did. An image whose
+	// layout hangs on bytes the change rewrites (e.g. a legacy master header
+	// found by scanning inside free space, which a merge fills with 0xff) is
+	// refused as malformed rather than turned into a different image; the
+	// original is untouched. (Found by FuzzOpen; coreboot never builds such
+	// images.)
 	if len(n.problems) > 0 || !n.chain || n.layout != img.layout || n.start != img.start {
-		return fmt.Errorf("cbfs: internal error: the modified image does not parse back cleanly (%d problems)", len(n.problems))
+		return img.formatErr(img.start, "cannot modify this CBFS safely: after the change it would read back differently (layout %v -> %v, start %#x -> %#x, contiguous %v, %d problems)",
+			img.layout, n.layout, img.start, n.start, n.chain, len(n.problems))
 	}
 	n.closer = img.closer
 	*img = *n
