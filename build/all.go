@@ -59,6 +59,9 @@ func writeHashes(bd *Build) error {
 	fmt.Fprintf(&b, "# kernel cache key: %s\n", bd.Kernel.Key)
 	fmt.Fprintf(&b, "# goheads: %s\n", bd.Initramfs.Version)
 	fmt.Fprintf(&b, "# go: %s\n", runtime.Version())
+	if fr := bd.Initramfs.Flashrom; fr != nil {
+		fmt.Fprintf(&b, "# flashrom: %s\n", fr.Source)
+	}
 	if out, err := exec.Command("xz", "--version").Output(); err == nil {
 		fmt.Fprintf(&b, "# xz: %s\n", strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0])
 	}
@@ -97,6 +100,12 @@ func writeSizes(bd *Build) error {
 	fmt.Fprintf(&b, "%10d  bb (busybox binary, %d commands)\n", s.Busybox, len(bd.Initramfs.Cmds))
 	fmt.Fprintf(&b, "%10d  initrd.cpio\n", s.InitrdRaw)
 	fmt.Fprintf(&b, "%10d  initrd.cpio.xz (budget %d, %.0f%% used)\n", s.InitrdXZ, initrdBudget, 100*float64(s.InitrdXZ)/initrdBudget)
+	if fr := bd.Initramfs.Flashrom; fr != nil {
+		fmt.Fprintf(&b, "%10d  flashrom in the initramfs (%s)\n", fr.Bytes, fr.Source)
+	}
+	if s.InitrdXZ > initrdBudget {
+		fmt.Fprintf(&b, "%10s  OVER BUDGET by %d bytes\n", "", s.InitrdXZ-initrdBudget)
+	}
 	fmt.Fprintf(&b, "%10d  bzImage\n", s.BzImage)
 	fmt.Fprintf(&b, "%10d  payload (bzImage + initrd.cpio.xz)\n", s.BzImage+s.InitrdXZ)
 	return writeFileAtomic(filepath.Join(bd.Dir, "sizes.txt"), b.Bytes(), 0o644)

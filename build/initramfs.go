@@ -49,6 +49,8 @@ type Initramfs struct {
 	XZ      string // initrd.cpio.xz
 	Version string
 	Cmds    []string // command names linked to bb
+	// Flashrom is set on boards with CONFIG_FLASHROM=y.
+	Flashrom *Flashrom
 }
 
 // projectCommands lists cmds/<name> directories.
@@ -248,6 +250,13 @@ func BuildInitramfs(ctx context.Context, o *Options, b *Board) (*Initramfs, erro
 	for _, n := range names {
 		entries = append(entries, cpio.Symlink("bbin/"+n, "bb"))
 	}
+	var fr *Flashrom
+	if b.Config.Bool("CONFIG_FLASHROM") {
+		if fr, err = BuildFlashrom(o.Root); err != nil {
+			return nil, err
+		}
+		entries = append(entries, fr.Entries...)
+	}
 	var raw bytes.Buffer
 	if err := cpio.WriteAll(&raw, entries); err != nil {
 		return nil, err
@@ -257,11 +266,12 @@ func BuildInitramfs(ctx context.Context, o *Options, b *Board) (*Initramfs, erro
 		return nil, err
 	}
 	ir := &Initramfs{
-		Busybox: filepath.Join(outDir, "bb"),
-		CPIO:    filepath.Join(outDir, "initrd.cpio"),
-		XZ:      filepath.Join(outDir, "initrd.cpio.xz"),
-		Version: ver,
-		Cmds:    names,
+		Busybox:  filepath.Join(outDir, "bb"),
+		CPIO:     filepath.Join(outDir, "initrd.cpio"),
+		XZ:       filepath.Join(outDir, "initrd.cpio.xz"),
+		Version:  ver,
+		Cmds:     names,
+		Flashrom: fr,
 	}
 	if err := writeFileAtomic(ir.Busybox, bbBytes, 0o755); err != nil {
 		return nil, err
@@ -280,6 +290,12 @@ func BuildInitramfs(ctx context.Context, o *Options, b *Board) (*Initramfs, erro
 		return nil, err
 	}
 	fmt.Fprintf(logw, "build: %s: %d bytes (%d uncompressed, busybox %d)\n", ir.XZ, xzOut.Len(), raw.Len(), len(bbBytes))
+	if fr != nil {
+		fmt.Fprintf(logw, "build: flashrom: %s, %d bytes\n", fr.Source, fr.Bytes)
+		if xzOut.Len() > initrdBudget {
+			fmt.Fprintf(logw, "build: warning: the initramfs is %d bytes over its %d-byte budget; the static flashrom (FLASHROM_SRC and PCIUTILS_SRC: %s) adds ~150 KB instead of Debian's ~1.2 MB\n", xzOut.Len()-initrdBudget, initrdBudget, flashromSrcFixes)
+		}
+	}
 	return ir, nil
 }
 

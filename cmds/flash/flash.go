@@ -8,11 +8,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/goheads/goheads/pkg/attest"
 	"github.com/goheads/goheads/pkg/config"
 	"github.com/goheads/goheads/pkg/flash"
-	"github.com/goheads/goheads/pkg/measure"
-	"github.com/goheads/goheads/pkg/pcrpredict"
 	"github.com/goheads/goheads/pkg/tpm"
 	"github.com/goheads/goheads/pkg/ui"
 )
@@ -53,19 +50,7 @@ func run(ctx context.Context, stdin *os.File, stdout io.Writer, args []string) e
 			return err
 		}
 		defer ui.Wipe(owner)
-		o.OwnerAuth = owner
-		o.Reseal = &attest.TOTP{TPM: t, Firmware: attest.FirmwarePCRs{}}
-		o.Predict = func(image, current []byte, kept []measure.UserFile) (map[int][]byte, error) {
-			pcr2, err := t.ReadPCR(2)
-			if err != nil {
-				return nil, err
-			}
-			u, err := pcrpredict.ForUpdate(o.Update, image, pcrpredict.UpdateOptions{Config: cfg, Family: t.Family(), Kept: kept, Running: current, RunningPCR2: pcr2})
-			if err != nil {
-				return nil, err
-			}
-			return u.PCRs, nil
-		}
+		o.ResealWith(t, cfg, owner)
 	}
 	res, err := flash.Update(ctx, o)
 	if res != nil {

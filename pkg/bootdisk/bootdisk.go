@@ -120,14 +120,19 @@ type Skipped struct {
 // NotFoundError: no /boot. LUKS lists encrypted containers seen, so the
 // menu can explain that Heads needs a separate unencrypted /boot.
 type NotFoundError struct {
+	What    string // what was looked for; "" is a /boot partition
 	Skipped []Skipped
 	LUKS    []string
 }
 
 func (e *NotFoundError) Error() string {
 	var b strings.Builder
-	b.WriteString("no /boot partition found")
-	if len(e.LUKS) > 0 {
+	if e.What != "" {
+		b.WriteString("no " + e.What + " found")
+	} else {
+		b.WriteString("no /boot partition found")
+	}
+	if len(e.LUKS) > 0 && e.What == "" {
 		fmt.Fprintf(&b, " (encrypted containers on %s: goheads needs a separate, unencrypted /boot)", strings.Join(e.LUKS, ", "))
 	}
 	for _, s := range e.Skipped {
@@ -157,6 +162,12 @@ type Options struct {
 	Dev string
 	// Exclude lists devices not to consider (USB boot skips /boot's).
 	Exclude []string
+	// Accept says whether a mounted filesystem is the one wanted, and if
+	// not, why (default: a boot loader configuration, HasBootConfig).
+	Accept func(dir string) (ok bool, why string)
+	// What names what Accept looks for in the not-found error (default
+	// "/boot partition").
+	What string
 }
 
 // HasBootConfig reports whether dir looks like a /boot: a GRUB, SYSLINUX
@@ -176,10 +187,13 @@ func Find(o Options) (*Mounted, error) {
 	if o.Dir == "" {
 		o.Dir = "/boot"
 	}
+	if o.Accept == nil {
+		o.Accept = func(dir string) (bool, string) { return HasBootConfig(dir), "no boot loader configuration" }
+	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	nf := &NotFoundError{}
+	nf := &NotFoundError{What: o.What}
 	try := func(p Partition) *Mounted {
 		switch {
 		case slices.Contains(o.Exclude, p.Dev):
@@ -202,9 +216,9 @@ func Find(o Options) (*Mounted, error) {
 			nf.Skipped = append(nf.Skipped, Skipped{p.Dev, fmt.Sprintf("mount %s: %v", p.FS, err)})
 			return nil
 		}
-		if !HasBootConfig(o.Dir) {
+		if ok, why := o.Accept(o.Dir); !ok {
 			unix.Unmount(o.Dir, 0)
-			nf.Skipped = append(nf.Skipped, Skipped{p.Dev, "no boot loader configuration"})
+			nf.Skipped = append(nf.Skipped, Skipped{p.Dev, why})
 			return nil
 		}
 		return &Mounted{Dev: p.Dev, Dir: o.Dir, FS: p.FS}

@@ -1,6 +1,7 @@
 package cbfs
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -22,6 +23,24 @@ const (
 // (one line), so an update for another board is refused. coreboot does not
 // load it: it is in no PCR.
 const BoardFile = "goheads/board"
+
+// ErrWrongBoard means a ROM was built for another board than this one.
+var ErrWrongBoard = errors.New("ROM is for another board")
+
+// CheckBoard refuses a ROM that does not record board as the one it was
+// built for: flashing another board's coreboot bricks the machine, and
+// predicting its PCRs would seal the owner's secret to a firmware that
+// never boots here.
+func CheckBoard(img *Image, board string) error {
+	got := Board(img)
+	if got == board && board != "" {
+		return nil
+	}
+	if got == "" {
+		got = "none recorded (not a goheads ROM)"
+	}
+	return fmt.Errorf("%w: built for %s, this is %s; fix: use the ROM built with BOARD=%s", ErrWrongBoard, got, board, board)
+}
 
 // Board returns the board name a goheads ROM records, or "" if it has none.
 func Board(img *Image) string {

@@ -116,3 +116,37 @@ func TestCheckPath(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckBoard(t *testing.T) {
+	tests := []struct {
+		name     string
+		recorded string // "" = no goheads/board file
+		want     string
+		err      string // "" = accepted
+	}{
+		{"same board", "x230", "x230", ""},
+		{"trailing newline", "x230\n", "x230", ""},
+		{"other board", "t430", "x230", "built for t430, this is x230"},
+		{"not goheads", "", "x230", "none recorded"},
+		// A board that does not know its own name must not accept a ROM
+		// that records none.
+		{"both empty", "", "", "none recorded"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			img := mustCreate(t, 0x8000, LayoutRegion)
+			if tt.recorded != "" {
+				if err := img.Add(BoardFile, []byte(tt.recorded), TypeRaw); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := CheckBoard(img, tt.want)
+			switch {
+			case tt.err == "" && err != nil:
+				t.Fatalf("CheckBoard = %v, want nil", err)
+			case tt.err != "" && (!errors.Is(err, ErrWrongBoard) || !strings.Contains(err.Error(), tt.err)):
+				t.Fatalf("CheckBoard = %v, want ErrWrongBoard with %q", err, tt.err)
+			}
+		})
+	}
+}

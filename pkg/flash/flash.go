@@ -30,7 +30,7 @@ import (
 // Outcomes the menu tells apart.
 var (
 	// ErrWrongBoard: the ROM was built for another board.
-	ErrWrongBoard = errors.New("ROM is for another board")
+	ErrWrongBoard = cbfs.ErrWrongBoard
 	// ErrBadUpdate: the update file is malformed (zip layout, checksum).
 	ErrBadUpdate = errors.New("update file rejected")
 	// ErrSizeMismatch: the ROM and the flash chip differ in size.
@@ -157,11 +157,8 @@ func Prepare(update, current []byte, board string, clean bool) (*Prepared, error
 		return nil, fmt.Errorf("update: %w", err)
 	}
 	defer img.Close()
-	if got := cbfs.Board(img); got != board {
-		if got == "" {
-			got = "none recorded (not a goheads ROM)"
-		}
-		return nil, fmt.Errorf("%w: built for %s, this is %s; fix: use the ROM built with BOARD=%s", ErrWrongBoard, got, board, board)
+	if err := cbfs.CheckBoard(img, board); err != nil {
+		return nil, err
 	}
 	p := &Prepared{}
 	if !clean {

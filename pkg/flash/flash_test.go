@@ -191,7 +191,10 @@ func TestUpdateWithFlashrom(t *testing.T) {
 	os.WriteFile(upd, rom(t, "qemu-coreboot-tpm2", "new", nil), 0o644)
 
 	var log bytes.Buffer
-	res, err := Update(context.Background(), Options{Update: upd, Board: "qemu-coreboot-tpm2", Flash: dummy(t, chip, ""), Out: &log})
+	usb := filepath.Join(dir, "usb")
+	os.Mkdir(usb, 0o755)
+	copyPath := filepath.Join(usb, "backup.rom")
+	res, err := Update(context.Background(), Options{Update: upd, Board: "qemu-coreboot-tpm2", Flash: dummy(t, chip, ""), Out: &log, BackupCopy: copyPath})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
@@ -208,6 +211,17 @@ func TestUpdateWithFlashrom(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(res.Backup); !bytes.Equal(b, old) || res.Kept != 1 {
 		t.Errorf("backup differs from the old flash (kept %d)", res.Kept)
+	}
+	if b, _ := os.ReadFile(copyPath); !bytes.Equal(b, old) || res.BackupCopy != copyPath {
+		t.Errorf("backup copy %q differs from the old flash", res.BackupCopy)
+	}
+	// A backup copy that cannot be written stops the update before the flash.
+	os.WriteFile(chip, old, 0o600)
+	if _, err := Update(context.Background(), Options{Update: upd, Board: "qemu-coreboot-tpm2", Flash: dummy(t, chip, ""), BackupCopy: filepath.Join(dir, "missing", "b.rom")}); err == nil || !strings.Contains(err.Error(), "nothing was written") {
+		t.Errorf("unwritable backup copy: %v", err)
+	}
+	if b, _ := os.ReadFile(chip); !bytes.Equal(b, old) {
+		t.Error("chip changed although the backup copy failed")
 	}
 
 	// Refused before anything is written: another board's ROM.

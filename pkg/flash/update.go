@@ -25,23 +25,29 @@ type Predictor func(image, current []byte, kept []measure.UserFile) (map[int][]b
 
 // Options describe one update.
 type Options struct {
-	Update  string // .rom or .zip
-	Board   string // CONFIG_BOARD_NAME
-	Clean   bool   // do not carry the owner's heads/* files over
-	Flash   *Flashrom
-	Out     io.Writer
-	Backup  string // where the old flash is saved (tmpfs); default <Flash.Dir>/flash-backup.rom
-	Reseal  Resealer
-	Predict Predictor
+	Update string // .rom or .zip
+	Board  string // CONFIG_BOARD_NAME
+	Clean  bool   // do not carry the owner's heads/* files over
+	Flash  *Flashrom
+	Out    io.Writer
+	Backup string // where the old flash is saved (tmpfs); default <Flash.Dir>/flash-backup.rom
+	// BackupCopy, when set, is a second copy of the old flash on
+	// persistent media (the update's USB stick), written and synced
+	// before the flash is touched: with a dead flash it is what an
+	// external programmer needs, and RAM is gone after power off.
+	BackupCopy string
+	Reseal     Resealer
+	Predict    Predictor
 	// OwnerAuth is the TPM owner passphrase, needed to reseal.
 	OwnerAuth []byte
 }
 
 // Result says what an update did.
 type Result struct {
-	Backup   string
-	Kept     int  // owner files carried over
-	Resealed bool // the secret now matches the new ROM
+	Backup     string
+	BackupCopy string // "" when none was asked for
+	Kept       int    // owner files carried over
+	Resealed   bool   // the secret now matches the new ROM
 }
 
 // Update flashes a new ROM. With Reseal and Predict it first moves the
@@ -67,6 +73,13 @@ func Update(ctx context.Context, o Options) (*Result, error) {
 	}
 	if err := os.WriteFile(res.Backup, current, 0o600); err != nil {
 		return nil, fmt.Errorf("save the backup: %w", err)
+	}
+	if o.BackupCopy != "" {
+		if err := writeSynced(o.BackupCopy, current); err != nil {
+			return nil, fmt.Errorf("save the backup to %s: %w; nothing was written to the flash", o.BackupCopy, err)
+		}
+		res.BackupCopy = o.BackupCopy
+		fmt.Fprintf(out, "Saved the current firmware to %s.\n", o.BackupCopy)
 	}
 	prep, err := Prepare(update, current, o.Board, o.Clean)
 	if err != nil {
@@ -111,4 +124,35 @@ func Update(ctx context.Context, o Options) (*Result, error) {
 	}
 	fmt.Fprintf(out, "Firmware updated and verified. Reboot to run it.\n")
 	return res, nil
+}
+
+// writeSynced writes b to p through a temporary file, fsyncs it and its
+// directory and renames it into place: after a power cut p is either
+// absent or whole.
+func writeSynced(p string, b []byte) error {
+	tmp := p + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(filepath.Dir(p))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

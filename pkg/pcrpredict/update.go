@@ -13,7 +13,7 @@ import (
 )
 
 // ErrWrongBoard means a ROM was built for another board than this one.
-var ErrWrongBoard = errors.New("ROM is for another board")
+var ErrWrongBoard = cbfs.ErrWrongBoard
 
 // ErrUnverified means the prediction method does not reproduce the running
 // firmware's own PCR 2, so a prediction for a new ROM cannot be trusted
@@ -56,13 +56,10 @@ func ForUpdate(name string, rom []byte, o UpdateOptions) (*Update, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	got, want := cbfs.Board(img), o.Config.Value("CONFIG_BOARD_NAME")
+	err = cbfs.CheckBoard(img, o.Config.Value("CONFIG_BOARD_NAME"))
 	img.Close()
-	if got != want {
-		if got == "" {
-			got = "none recorded (not a goheads ROM)"
-		}
-		return nil, fmt.Errorf("%s: %w: built for %s, this is %s; fix: use the ROM built with BOARD=%s", name, ErrWrongBoard, got, want, want)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	var files []string
 	if v := o.Config.Value("CONFIG_COREBOOT_MEASURED"); v != "" {

@@ -9,8 +9,10 @@ import (
 	"github.com/goheads/goheads/pkg/bootdisk"
 	"github.com/goheads/goheads/pkg/bootsign"
 	"github.com/goheads/goheads/pkg/diskkey"
+	"github.com/goheads/goheads/pkg/flash"
 	"github.com/goheads/goheads/pkg/hotpkey"
 	"github.com/goheads/goheads/pkg/otp"
+	"github.com/goheads/goheads/pkg/pcrpredict"
 	"github.com/goheads/goheads/pkg/selectboot"
 	"github.com/goheads/goheads/pkg/tpm"
 )
@@ -194,6 +196,26 @@ func Explain(err error) Explanation {
 		return Explanation{Severity: Warning, Title: "Boot Entry Has Changed", Summary: err.Error() + ".",
 			Meaning: "The OS rewrote its boot menu (usually a kernel update).",
 			Next:    []string{"Options -> Boot options: choose an entry and make it the default."}}
+	case errors.Is(err, ErrNoFlash):
+		return Explanation{Severity: Warning, Title: "Firmware update not possible here", Summary: err.Error() + ".",
+			Next: []string{"Flash the ROM from the OS (flashrom -p internal -w <rom>) or with an external SPI programmer."}}
+	case errors.Is(err, flash.ErrFlashUnknownState):
+		return Explanation{Severity: Error, Title: "FLASH WRITE FAILED - DO NOT POWER OFF", Summary: err.Error(),
+			Meaning: "flashrom changed the flash chip and could not finish: the machine may not start again.",
+			Next: []string{"Do not power off or reboot.", "Exit to the recovery shell and write the backup back with the command above.",
+				"If that fails too: the backup on the USB disk and an external SPI programmer recover the machine."}}
+	case errors.Is(err, flash.ErrFlashUnchanged):
+		return Explanation{Severity: Warning, Title: "Firmware not updated", Summary: err.Error(),
+			Meaning: "flashrom stopped before changing the chip: the current firmware is intact.",
+			Next:    []string{"It is safe to reboot.", "Check CONFIG_FLASH_OPTIONS and that the flash is not write-protected."}}
+	case errors.Is(err, flash.ErrWrongBoard), errors.Is(err, flash.ErrSizeMismatch), errors.Is(err, flash.ErrBadUpdate):
+		return Explanation{Severity: Warning, Title: "Update refused", Summary: err.Error() + ".",
+			Meaning: "Nothing was written: the file is not a ROM for this machine, or it is damaged.",
+			Next:    []string{"Use the ROM (or Heads update .zip) built for this board, and check its download."}}
+	case errors.Is(err, pcrpredict.ErrUnverified):
+		return Explanation{Severity: Warning, Title: "Cannot carry the TOTP/HOTP secret over", Summary: err.Error() + ".",
+			Meaning: "goheads cannot predict the new firmware's PCRs exactly on this machine, so it did not reseal and did not flash.",
+			Next:    []string{"Flash without resealing, then generate a new TOTP/HOTP secret after the reboot."}}
 	case errors.Is(err, attest.ErrNoHOTPCounter):
 		return Explanation{Severity: Warning, Title: "HOTP not set up", Summary: err.Error() + ".",
 			Next: []string{"Program the token: Options -> TPM/TOTP/HOTP -> Generate new secret."}}

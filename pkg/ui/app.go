@@ -10,6 +10,7 @@ import (
 	"github.com/gdamore/tcell/v2"
 	"github.com/goheads/goheads/pkg/attest"
 	"github.com/goheads/goheads/pkg/diskkey"
+	"github.com/goheads/goheads/pkg/flash"
 	"github.com/goheads/goheads/pkg/keyring"
 	"github.com/goheads/goheads/pkg/selectboot"
 	"github.com/goheads/goheads/pkg/session"
@@ -43,6 +44,10 @@ type Backend interface {
 	SealDiskKey(o session.DiskKeyOptions) (*session.DiskKeyResult, error)
 	FindUSB() (*session.USBMedia, error)
 	BootUSB(m *session.USBMedia, i int) error
+	CanFlash() error
+	CanReseal() bool
+	FindUpdates() (*session.UpdateMedia, error)
+	FlashFirmware(ctx context.Context, m *session.UpdateMedia, file string, o session.FlashOptions) (*flash.Result, error)
 	Keys() []keyring.KeyInfo
 	KeyringEmpty() bool
 	BootProblem() error

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gdamore/tcell/v2"
 	"github.com/goheads/goheads/pkg/benchlog"
+	"github.com/goheads/goheads/pkg/flash"
 	"github.com/goheads/goheads/pkg/otp"
 	"github.com/goheads/goheads/pkg/selectboot"
 	"github.com/goheads/goheads/pkg/session"
@@ -290,6 +292,7 @@ func (a *App) options() {
 		{'i', "Integrity report", a.integrityReport},
 		{'c', "Change configuration settings", a.configMenu},
 		{'g', "GPG keys in the ROM", a.gpgKeys},
+		{'f', "Flash/Update the firmware", a.updateFirmware},
 		{'x', "Exit to recovery shell", a.recovery},
 		{'q', "Back", a.back},
 	})
@@ -538,11 +541,15 @@ func (a *App) recovery() {
 		}}, {'q', "Back", a.back}})
 }
 
-func (a *App) powerOff() {
+func (a *App) powerOff() { a.leave("Power off", a.hooks.PowerOff) }
+func (a *App) reboot()   { a.leave("Reboot", a.hooks.Reboot) }
+
+// leave runs a hook that ends the firmware (it returns only on failure).
+func (a *App) leave(what string, hook func() error) {
 	a.app.Suspend(func() {
-		if a.hooks.PowerOff != nil {
-			if err := a.hooks.PowerOff(); err != nil {
-				a.status = "Power off failed: " + err.Error()
+		if hook != nil {
+			if err := hook(); err != nil {
+				a.status = what + " failed: " + err.Error()
 			}
 		}
 	})
@@ -581,4 +588,78 @@ func (a *App) usbBoot() {
 	items = append(items, item{'q', "Back", a.back})
 	a.menu("usb", "USB boot: "+m.Dev, session.Warning,
 		"Nothing on this disk is verified. Booting it extends PCR 4 with \"usb\": the TOTP/HOTP secret and the disk unlock key stay sealed until the next boot.", items)
+}
+
+// ---- firmware update ----
+
+// updateFirmware is Heads' "Flash/Update the BIOS": pick a .rom or update
+// .zip on a USB disk, confirm, flash (the current firmware is saved to the
+// disk first), and reboot into it.
+func (a *App) updateFirmware() {
+	if err := a.b.CanFlash(); err != nil {
+		a.explain(session.Explain(err), []item{{'q', "Back", a.back}})
+		return
+	}
+	m, err := a.b.FindUpdates()
+	if err != nil {
+		a.message("Flash/Update the firmware", session.Warning, err.Error()+"\n\nInsert a USB disk with the ROM (.rom) or Heads update (.zip) built for "+a.b.Board()+" and try again.", a.back)
+		return
+	}
+	var items []item
+	for i, f := range m.Files {
+		key := rune(0)
+		if i < 9 {
+			key = rune('1' + i)
+		}
+		items = append(items, item{key, f, func() { a.confirmFlash(m, f) }})
+	}
+	items = append(items, item{'q', "Back", a.back})
+	a.menu("updates", "Firmware updates on "+m.Dev, session.Normal, "Choose the ROM or update .zip to flash.", items)
+}
+
+func (a *App) confirmFlash(m *session.UpdateMedia, file string) {
+	text := fmt.Sprintf("Flash %s to this machine (%s)?\n\nThe current firmware is saved to %s first. Do not power off while flashing.", file, a.b.Board(), m.Dev)
+	if a.b.CanReseal() {
+		text += "\n\nYour TOTP/HOTP secret moves to the new firmware (TPM owner passphrase): its first boot shows the code your phone expects."
+	} else {
+		text += "\n\nAfter the update, generate a new TOTP/HOTP secret."
+	}
+	a.menu("flash", "Flash/Update the firmware", session.Warning, text, []item{
+		{'y', "Flash it, keep my settings and GPG keys", func() { a.flash(m, file, false) }},
+		{'c', "Flash it clean (erase settings and GPG keys in the ROM)", func() { a.flash(m, file, true) }},
+		{'q', "Back", a.back},
+	})
+}
+
+func (a *App) flash(m *session.UpdateMedia, file string, clean bool) {
+	run := func(owner []byte) {
+		var res *flash.Result
+		var err error
+		a.app.Suspend(func() {
+			fmt.Printf("\nFlashing %s from %s ...\n", file, m.Dev)
+			res, err = a.b.FlashFirmware(context.Background(), m, file, session.FlashOptions{Clean: clean, Owner: owner, Out: os.Stdout})
+		})
+		if err != nil {
+			a.explain(session.Explain(err), []item{{'q', "Back to the main menu", a.home}, {'x', "Exit to recovery shell", a.recovery}})
+			return
+		}
+		text := "Firmware updated and verified."
+		if res.BackupCopy != "" {
+			text += "\nThe previous firmware is saved as " + res.BackupCopy + "."
+		}
+		if res.Resealed {
+			text += "\nThe TOTP/HOTP secret is sealed to the new firmware."
+		} else {
+			text += "\nAfter the reboot, generate a new TOTP/HOTP secret (Options -> TPM/TOTP/HOTP)."
+		}
+		a.menu("flashed", "Firmware updated", session.Normal, text, []item{
+			{'r', "Reboot now", a.reboot},
+			{'q', "Back to the main menu", a.home},
+		})
+	}
+	if !a.b.CanReseal() {
+		run(nil)
+		return
+	}
+	a.withOwner("Flash/Update the firmware", run)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/goheads/goheads/pkg/bootentry"
 	"github.com/goheads/goheads/pkg/bootsign"
 	"github.com/goheads/goheads/pkg/diskkey"
+	"github.com/goheads/goheads/pkg/flash"
 	"github.com/goheads/goheads/pkg/keyring"
 	"github.com/goheads/goheads/pkg/selectboot"
 	"github.com/goheads/goheads/pkg/session"
@@ -41,6 +42,12 @@ type script struct {
 	tries      []string
 	usb        *session.USBMedia
 	usbBooted  string
+	// Firmware update: flashErr is CanFlash's answer, updates the USB
+	// disk, reseal whether the board carries the secret over.
+	flashErr error
+	updates  *session.UpdateMedia
+	reseal   bool
+	flashed  []string // file, clean, owner passphrase
 }
 
 var testNow = time.Date(2026, 11, 25, 17, 4, 12, 0, time.UTC)
@@ -124,6 +131,23 @@ func (s *script) BootUSB(m *session.USBMedia, i int) error {
 	s.usbBooted = m.Entries[i].Name
 	s.mu.Unlock()
 	return fmt.Errorf("test: not booting")
+}
+func (s *script) CanFlash() error { return s.flashErr }
+func (s *script) CanReseal() bool { return s.reseal }
+func (s *script) FindUpdates() (*session.UpdateMedia, error) {
+	if s.updates == nil {
+		return nil, fmt.Errorf("no USB disk with a firmware update (.rom or .zip) found")
+	}
+	return s.updates, nil
+}
+func (s *script) FlashFirmware(_ context.Context, m *session.UpdateMedia, file string, o session.FlashOptions) (*flash.Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flashed = append(s.flashed, file, fmt.Sprint(o.Clean), string(o.Owner))
+	if string(o.Owner) == "wrong" {
+		return nil, fmt.Errorf("reseal: %w", tpm.ErrBadAuth)
+	}
+	return &flash.Result{Backup: "/tmp/flash-backup.rom", BackupCopy: m.Dir + "/goheads-backup.rom", Resealed: o.Owner != nil}, nil
 }
 func (s *script) LUKSDevices() ([]string, error) { return []string{"/dev/vdb"}, nil }
 func (s *script) SealDiskKey(session.DiskKeyOptions) (*session.DiskKeyResult, error) {
@@ -393,5 +417,56 @@ func TestUSBBoot(t *testing.T) {
 	defer b.mu.Unlock()
 	if b.usbBooted != "Debian installer" {
 		t.Fatalf("booted %q", b.usbBooted)
+	}
+}
+
+func TestUpdateFirmware(t *testing.T) {
+	st := &selectboot.State{Report: &bootsign.Report{}, Entries: entries}
+	b := &script{state: st, flashErr: fmt.Errorf("%w: flashrom is not in this firmware", session.ErrNoFlash)}
+	tm := start(t, b)
+	tm.wait("Power Off")
+	tm.key('o')
+	tm.wait("Flash/Update the firmware")
+	tm.key('f')
+	tm.wait("Firmware update not possible here")
+	tm.key('q')
+
+	b.flashErr = nil
+	tm.wait("Flash/Update the firmware")
+	tm.key('f')
+	tm.wait("no USB disk with a firmware update")
+	tm.key('x')
+
+	b.updates = &session.UpdateMedia{Dev: "/dev/sdb1", Dir: "/media", Files: []string{"heads-x230-v1.zip", "x230.rom"}}
+	b.reseal = true
+	tm.wait("Flash/Update the firmware")
+	tm.key('f')
+	s := tm.wait("Firmware updates on /dev/sdb1")
+	checkFits(t, s, "(1) heads-x230-v1.zip", "(2) x230.rom")
+	tm.key('2')
+	s = tm.wait("Flash it, keep my settings")
+	checkFits(t, s, "Flash x230.rom", "saved to /dev/sdb1 first", "TOTP/HOTP secret moves")
+	tm.key('y')
+	tm.wait("TPM owner passphrase:")
+	tm.typ("wrong\r")
+	tm.wait("Wrong passphrase")
+	tm.key('q')
+	tm.wait("Power Off")
+	tm.key('o')
+	tm.wait("Flash/Update the firmware")
+	tm.key('f')
+	tm.wait("Firmware updates on /dev/sdb1")
+	tm.key('1')
+	tm.wait("Flash it clean")
+	tm.key('c')
+	tm.wait("TPM owner passphrase:")
+	tm.typ("owner\r")
+	s = tm.wait("Firmware updated and verified")
+	checkFits(t, s, "saved as /media/goheads-backup.rom", "sealed to the new firmware", "Reboot now")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	want := []string{"x230.rom", "false", "wrong", "heads-x230-v1.zip", "true", "owner"}
+	if fmt.Sprint(b.flashed) != fmt.Sprint(want) {
+		t.Fatalf("flashed %q, want %q", b.flashed, want)
 	}
 }
