@@ -17,10 +17,10 @@ import (
 	"github.com/goheads/goheads/pkg/pcrpredict"
 )
 
-// The coreboot the ROMs are built from. coreboot is not on any registry this
-// builder can reach offline, so the owner brings a tree (COREBOOT_SRC=); a
-// tree at another commit still builds, with a warning, because the ROM's
-// hashes then differ from everyone else's.
+// The coreboot the ROMs are built from: the pinned commit, downloaded on
+// first use (corebootTree), or a tree the owner brings (COREBOOT_SRC=),
+// e.g. offline; a tree at another commit still builds, with a warning,
+// because the ROM's hashes then differ from everyone else's.
 const (
 	corebootRepo   = "https://review.coreboot.org/coreboot.git"
 	corebootCommit = "f0f911824b823362aa423335cb10e337cb0ea818" // main, 26.06-978
@@ -97,7 +97,7 @@ func BuildROM(ctx context.Context, o *Options, b *Board, w io.Writer) (*ROM, err
 	if err != nil {
 		return nil, err
 	}
-	src, err := CorebootSource()
+	src, err := corebootTree(ctx, w)
 	if err != nil {
 		return nil, err
 	}

@@ -8,12 +8,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/goheads/goheads/pkg/cbfs"
 	"github.com/goheads/goheads/pkg/pcrpredict"
+	"github.com/goheads/goheads/pkg/testdisk"
 	"github.com/goheads/goheads/pkg/vmtest"
 	"github.com/goheads/goheads/pkg/vmtest/scenario"
 )
@@ -84,7 +86,10 @@ func buildTestROM(t *testing.T, board, out, extraArgs, userCBFS string) (string,
 //   - two builds in two directories are byte-identical;
 //   - PCR 2 and PCR 7 in the VM equal expected-pcrs.json;
 //   - a TOTP sealed under ROM A fails under ROM B, and after
-//     `seal-totp -reseal B` under ROM A, ROM B's menu shows the same code.
+//     `seal-totp -reseal B` under ROM A, ROM B's menu shows the same code;
+//   - from ROM B's menu, Flash/Update the firmware with ROM A (flashrom's
+//     dummy programmer, the chip image on the USB disk) reseals to A's
+//     prediction, and the flashed image unseals the secret at its first boot.
 func TestROM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds coreboot and boots it")
@@ -97,7 +102,10 @@ func TestROM(t *testing.T) {
 			if fam == "tpm1" {
 				bank = "sha1"
 			}
-			m := scenario.New(t, scenario.Options{Board: "qemu-" + fam, Sign: true})
+			// The owner's config.user points flashrom at an emulated chip
+			// on the USB disk: QEMU has no SPI flash.
+			flashOpts := "export CONFIG_FLASH_OPTIONS=\"flashrom -p dummy:emulate=MX25L6436,image=/media/chip.bin -c " + chipName + "\"\n"
+			m := scenario.New(t, scenario.Options{Board: "qemu-" + fam, Sign: true, ConfigUser: flashOpts})
 			dir := t.TempDir()
 			// ROM A: a shell on the console (goheads.shell) to look inside.
 			romA, predA := buildTestROM(t, board, filepath.Join(dir, "a"), "goheads.shell", m.CBFS)
@@ -115,12 +123,25 @@ func TestROM(t *testing.T) {
 				}
 			}
 
+			// The USB disk for the menu's update: ROM A as the update, the
+			// emulated chip holding ROM B.
+			usb := filepath.Join(dir, "usb")
+			os.Mkdir(usb, 0o755)
+			for src, dst := range map[string]string{romA: "goheads-update.rom", romB: "chip.bin"} {
+				if err := copyFile(src, filepath.Join(usb, dst)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			usbImg := filepath.Join(dir, "usb.img")
+			if err := testdisk.MakeFromDir(usbImg, usb, testdisk.Options{Label: "UPDATE", BootSizeMB: 48}); err != nil {
+				t.Fatal(err)
+			}
 			boot := func(rom string) *vmtest.VM {
 				cfg := m.Config("")
 				cfg.Kernel, cfg.Initrd, cfg.Append, cfg.FwCfg = "", "", "", nil
 				cfg.BIOS = rom
 				// ROM B as a disk (/dev/vdb), for seal-totp -reseal.
-				cfg.Disks = append(cfg.Disks, vmtest.Disk{Path: romB, Snapshot: true})
+				cfg.Disks = append(cfg.Disks, vmtest.Disk{Path: romB, Snapshot: true}, vmtest.Disk{Path: usbImg})
 				return vmtest.StartT(t, cfg)
 			}
 			shell := func(vm *vmtest.VM, cmd string) string {
@@ -163,6 +184,35 @@ func TestROM(t *testing.T) {
 			// ROM B after the reseal: the menu shows a TOTP code.
 			vm = boot(romB)
 			vm.MustScreen(t, `TOTP: \d{6}`, 3*time.Minute)
+
+			// ROM B's menu flashes ROM A, resealing to A's prediction.
+			vm.MustScreen(t, "Options -->", time.Minute)
+			vm.MustSend(t, "o")
+			vm.MustScreen(t, "Flash/Update the firmware", time.Minute)
+			vm.MustSend(t, "f")
+			vm.MustScreen(t, "goheads-update.rom", time.Minute)
+			vm.MustSend(t, "1")
+			vm.MustScreen(t, "TOTP/HOTP secret moves", time.Minute)
+			vm.MustSend(t, "y")
+			vm.MustScreen(t, "TPM owner passphrase:", time.Minute)
+			vm.MustSend(t, string(m.OwnerPass)+"\r")
+			vm.MustScreen(t, "sealed to the new firmware", 5*time.Minute)
+			vm.MustSend(t, "q")
+			vm.MustScreen(t, "Power Off", time.Minute)
+			vm.MustSend(t, "p")
+			vm.Wait(time.Minute)
+
+			// The flashed image's first boot unseals the secret.
+			flashed := filepath.Join(dir, "flashed.rom")
+			if err := os.WriteFile(flashed, dumpFromDisk(t, usbImg, "chip.bin"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			vm = boot(flashed)
+			vm.MustExpect(t, "> ", 3*time.Minute)
+			out = shell(vm, "unseal-totp")
+			if !regexp.MustCompile(`\b\d{6}\b`).MatchString(out) {
+				t.Errorf("unseal-totp on the flashed ROM A:\n%s", out)
+			}
 			vm.Kill()
 		})
 	}
