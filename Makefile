@@ -2,7 +2,7 @@
 #   make run            boot BOARD (default qemu-tpm2) in QEMU with swtpm
 #   make test           every test: unit, swtpm, GnuPG/cryptsetup cross-checks, fuzz, VM, reproducibility
 #   make bench          size and speed table
-#   make BOARD=<b> all  build out/<b>/{bzImage,initrd.cpio.xz,hashes.txt,sizes.txt}
+#   make BOARD=<b> all  build out/<b>/{bzImage,initrd.cpio.zst,hashes.txt,sizes.txt}
 #   make BOARD=<b> rom  coreboot boards: out/<b>/<b>.rom + expected-pcrs.json (COREBOOT_SRC=<tree>, else downloads the pinned commit)
 #   make deps           install the Debian packages the build and tests need (root)
 # The Makefile only fronts the Go builder in build/ (go run ./build <verb>).

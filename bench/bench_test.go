@@ -202,7 +202,7 @@ func benchVM(t *testing.T, tb *table, board string) {
 	for i := 0; i < runs(); i++ {
 		vm := vmtest.StartT(t, m.Config("goheads.bench"))
 		b := vm.MustExpectRE(t, bannerRE.String(), 2*time.Minute)
-		initMark := vm.MustExpectRE(t, markRE("init").String(), time.Minute)
+		initMark := vm.MustExpectRE(t, markRE("init tpm-commands=").String(), time.Minute)
 		totp := vm.MustExpectRE(t, markRE("totp-ready").String(), time.Minute)
 		wall = append(wall, time.Since(vm.Started))
 		if i == 0 {
@@ -217,7 +217,7 @@ func benchVM(t *testing.T, tb *table, board string) {
 		kern = append(kern, kt)
 		user = append(user, kt-seconds(b[1]))
 		n := 0
-		for _, s := range []string{initMark[2], totp[2]} {
+		for _, s := range []string{initMark[0], totp[0]} {
 			if c := countRE.FindStringSubmatch(s); c != nil {
 				v, _ := strconv.Atoi(c[1])
 				n += v

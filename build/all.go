@@ -48,7 +48,7 @@ func BuildAll(ctx context.Context, o *Options, b *Board) (*Build, error) {
 // version and hash, the Go and xz versions) as comments.
 func writeHashes(bd *Build) error {
 	var b bytes.Buffer
-	for _, f := range []string{"bzImage", "initrd.cpio", "initrd.cpio.xz", "bb", "kernel.config"} {
+	for _, f := range []string{"bzImage", "initrd.cpio", InitrdName, "bb", "kernel.config"} {
 		sum, err := fileSHA256(filepath.Join(bd.Dir, f))
 		if err != nil {
 			return err
@@ -62,15 +62,15 @@ func writeHashes(bd *Build) error {
 	if fr := bd.Initramfs.Flashrom; fr != nil {
 		fmt.Fprintf(&b, "# flashrom: %s\n", fr.Source)
 	}
-	if out, err := exec.Command("xz", "--version").Output(); err == nil {
-		fmt.Fprintf(&b, "# xz: %s\n", strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0])
+	if out, err := exec.Command("zstd", "--version").Output(); err == nil {
+		fmt.Fprintf(&b, "# zstd: %s\n", strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0])
 	}
 	return writeFileAtomic(filepath.Join(bd.Dir, "hashes.txt"), b.Bytes(), 0o644)
 }
 
 // Sizes are the byte counts of a build's outputs.
 type Sizes struct {
-	Busybox, InitrdRaw, InitrdXZ, BzImage int64
+	Busybox, InitrdRaw, Initrd, BzImage int64
 }
 
 func statSize(p string) int64 {
@@ -85,13 +85,13 @@ func readSizes(dir string) Sizes {
 	return Sizes{
 		Busybox:   statSize(filepath.Join(dir, "bb")),
 		InitrdRaw: statSize(filepath.Join(dir, "initrd.cpio")),
-		InitrdXZ:  statSize(filepath.Join(dir, "initrd.cpio.xz")),
+		Initrd:    statSize(filepath.Join(dir, InitrdName)),
 		BzImage:   statSize(filepath.Join(dir, "bzImage")),
 	}
 }
 
-// initrdBudget is the initramfs size target: at most 3.5 MB xz with every
-// Heads feature (Heads' own is ~5 MB).
+// initrdBudget is the initramfs size target: at most 3.5 MB compressed with
+// every Heads feature (Heads' own is ~5 MB xz).
 const initrdBudget = 3_500_000
 
 func writeSizes(bd *Build) error {
@@ -99,14 +99,14 @@ func writeSizes(bd *Build) error {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%10d  bb (busybox binary, %d commands)\n", s.Busybox, len(bd.Initramfs.Cmds))
 	fmt.Fprintf(&b, "%10d  initrd.cpio\n", s.InitrdRaw)
-	fmt.Fprintf(&b, "%10d  initrd.cpio.xz (budget %d, %.0f%% used)\n", s.InitrdXZ, initrdBudget, 100*float64(s.InitrdXZ)/initrdBudget)
+	fmt.Fprintf(&b, "%10d  %s (budget %d, %.0f%% used)\n", s.Initrd, InitrdName, initrdBudget, 100*float64(s.Initrd)/initrdBudget)
 	if fr := bd.Initramfs.Flashrom; fr != nil {
 		fmt.Fprintf(&b, "%10d  flashrom in the initramfs (%s)\n", fr.Bytes, fr.Source)
 	}
-	if s.InitrdXZ > initrdBudget {
-		fmt.Fprintf(&b, "%10s  OVER BUDGET by %d bytes\n", "", s.InitrdXZ-initrdBudget)
+	if s.Initrd > initrdBudget {
+		fmt.Fprintf(&b, "%10s  OVER BUDGET by %d bytes\n", "", s.Initrd-initrdBudget)
 	}
 	fmt.Fprintf(&b, "%10d  bzImage\n", s.BzImage)
-	fmt.Fprintf(&b, "%10d  payload (bzImage + initrd.cpio.xz)\n", s.BzImage+s.InitrdXZ)
+	fmt.Fprintf(&b, "%10d  payload (bzImage + %s)\n", s.BzImage+s.Initrd, InitrdName)
 	return writeFileAtomic(filepath.Join(bd.Dir, "sizes.txt"), b.Bytes(), 0o644)
 }

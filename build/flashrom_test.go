@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,9 +110,7 @@ func TestVMFlashUpdate(t *testing.T) {
 	if err := cpio.WriteAll(&raw, fr.Entries); err != nil {
 		t.Fatal(err)
 	}
-	xz := exec.Command("xz", xzArgs...)
-	xz.Stdin = &raw
-	frXZ, err := xz.Output()
+	frXZ, err := compressInitrd(context.Background(), raw.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +119,7 @@ func TestVMFlashUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	initrd := filepath.Join(dir, "initrd-flashrom.cpio.xz")
+	initrd := filepath.Join(dir, "initrd-flashrom.cpio.zst")
 	if err := os.WriteFile(initrd, append(base, frXZ...), 0o644); err != nil {
 		t.Fatal(err)
 	}

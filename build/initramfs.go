@@ -36,17 +36,25 @@ var urootCommands = []string{
 	"echo", "more", "find", "df", "free", "shasum", "head", "tail", "wc", "blkid", "hwclock",
 }
 
-// xzArgs are fixed so the same cpio always compresses to the same bytes; the
-// kernel's decompressor needs CRC32 checks, and one thread keeps a single
-// block (multi-threaded xz splits blocks by timing-independent size, but -T1
-// removes the question).
-var xzArgs = []string{"--check=crc32", "--lzma2=dict=1MiB", "-9", "-T1", "--stdout", "--quiet"}
+// InitrdName is the compressed initramfs: zstd, not Heads' xz. Measured on
+// qemu-tpm2 (TCG, 10.4 MB cpio): the kernel's async unpack is on the boot's
+// critical path, and zstd brings init from 2.04 s to 1.67 s of kernel
+// uptime (kernel start -> TOTP code 2.45 s -> 2.02 s) for 0.26 MB more
+// (3.21 MB vs 2.95 MB xz, budget 3.5 MB). On hardware zstd decodes
+// several times faster than xz too. Both kernel configs have RD_ZSTD
+// (checked after each kernel build).
+const InitrdName = "initrd.cpio.zst"
+
+// zstdArgs are fixed so the same cpio always compresses to the same bytes:
+// one thread, level 19 (a window the kernel's decompressor takes; --ultra
+// -22 saves 300 bytes), with the frame checksum the kernel verifies.
+var zstdArgs = []string{"-19", "-T1", "--check", "-q", "-c"}
 
 // Initramfs is a built initramfs.
 type Initramfs struct {
 	Busybox string // path of bb
 	CPIO    string // uncompressed archive
-	XZ      string // initrd.cpio.xz
+	Image   string // InitrdName
 	Version string
 	Cmds    []string // command names linked to bb
 	// Flashrom is set on boards with CONFIG_FLASHROM=y.
@@ -202,8 +210,8 @@ func isUroot(name string) bool {
 // BuildInitramfs builds out/<board>/initrd.cpio(.xz) for the board.
 func BuildInitramfs(ctx context.Context, o *Options, b *Board) (*Initramfs, error) {
 	logw := os.Stderr
-	if _, err := exec.LookPath("xz"); err != nil {
-		return nil, &fixError{what: "xz not found", fix: "apt-get install xz-utils"}
+	if _, err := exec.LookPath("zstd"); err != nil {
+		return nil, &fixError{what: "zstd not found (it compresses the initramfs)", fix: "apt-get install zstd"}
 	}
 	own, err := projectCommands(o.Root)
 	if err != nil {
@@ -268,7 +276,7 @@ func BuildInitramfs(ctx context.Context, o *Options, b *Board) (*Initramfs, erro
 	ir := &Initramfs{
 		Busybox:  filepath.Join(outDir, "bb"),
 		CPIO:     filepath.Join(outDir, "initrd.cpio"),
-		XZ:       filepath.Join(outDir, "initrd.cpio.xz"),
+		Image:    filepath.Join(outDir, InitrdName),
 		Version:  ver,
 		Cmds:     names,
 		Flashrom: fr,
@@ -279,21 +287,18 @@ func BuildInitramfs(ctx context.Context, o *Options, b *Board) (*Initramfs, erro
 	if err := writeFileAtomic(ir.CPIO, raw.Bytes(), 0o644); err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, "xz", xzArgs...)
-	cmd.Stdin = bytes.NewReader(raw.Bytes())
-	var xzOut, xzErr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &xzOut, &xzErr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("xz: %v: %s", err, xzErr.String())
-	}
-	if err := writeFileAtomic(ir.XZ, xzOut.Bytes(), 0o644); err != nil {
+	comp, err := compressInitrd(ctx, raw.Bytes())
+	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(logw, "build: %s: %d bytes (%d uncompressed, busybox %d)\n", ir.XZ, xzOut.Len(), raw.Len(), len(bbBytes))
+	if err := writeFileAtomic(ir.Image, comp, 0o644); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(logw, "build: %s: %d bytes (%d uncompressed, busybox %d)\n", ir.Image, len(comp), raw.Len(), len(bbBytes))
 	if fr != nil {
 		fmt.Fprintf(logw, "build: flashrom: %s, %d bytes\n", fr.Source, fr.Bytes)
-		if xzOut.Len() > initrdBudget {
-			fmt.Fprintf(logw, "build: warning: the initramfs is %d bytes over its %d-byte budget; the static flashrom (FLASHROM_SRC and PCIUTILS_SRC: %s) adds ~150 KB instead of Debian's ~1.2 MB\n", xzOut.Len()-initrdBudget, initrdBudget, flashromSrcFixes)
+		if len(comp) > initrdBudget {
+			fmt.Fprintf(logw, "build: warning: the initramfs is %d bytes over its %d-byte budget; the static flashrom (FLASHROM_SRC and PCIUTILS_SRC: %s) adds ~0.2 MB instead of Debian's ~1.3 MB\n", len(comp)-initrdBudget, initrdBudget, flashromSrcFixes)
 		}
 	}
 	return ir, nil
@@ -306,4 +311,16 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// compressInitrd compresses a cpio archive as the kernel unpacks it.
+func compressInitrd(ctx context.Context, raw []byte) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "zstd", zstdArgs...)
+	cmd.Stdin = bytes.NewReader(raw)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("zstd: %v: %s", err, stderr.String())
+	}
+	return out.Bytes(), nil
 }

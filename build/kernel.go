@@ -185,6 +185,11 @@ func BuildKernel(ctx context.Context, o *Options, b *Board) (*Kernel, error) {
 	}
 	k.BzImage = filepath.Join(outDir, "bzImage")
 	k.Config = filepath.Join(outDir, "kernel.config")
+	// The initramfs is zstd (InitrdName): a kernel without its
+	// decompressor would not boot it.
+	if cfg, err := os.ReadFile(k.Config); err != nil || !strings.Contains(string(cfg), "\nCONFIG_RD_ZSTD=y\n") {
+		return nil, fmt.Errorf("kernel %s lacks CONFIG_RD_ZSTD=y, which the %s initramfs needs; fix: add it to %s", k.Config, InitrdName, fragPath)
+	}
 	return k, nil
 }
 

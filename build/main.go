@@ -7,7 +7,7 @@
 //
 //	check         verify the host tools a build and `make test` need
 //	kernel        build (or reuse from the cache) the board's Linux kernel
-//	initramfs     build the busybox binary and initrd.cpio.xz
+//	initramfs     build the busybox binary and initrd.cpio.zst
 //	all           kernel + initramfs + hashes.txt + sizes.txt
 //	run           boot the board in QEMU with swtpm on this terminal
 //	bench         print the speed and size table
@@ -17,7 +17,7 @@
 //	rom           coreboot boards: build out/<b>/<b>.rom from COREBOOT_SRC,
 //	              with expected-pcrs.json (the PCR 2 and 7 it will produce)
 //
-// Outputs go to out/<board>/ (bzImage, initrd.cpio.xz, hashes.txt, sizes.txt).
+// Outputs go to out/<board>/ (bzImage, initrd.cpio.zst, hashes.txt, sizes.txt).
 // Slow artifacts (the kernel, the busybox binary) are cached in
 // $GOHEADS_CACHE (default ~/.cache/goheads) keyed by the hash of their inputs.
 package main

@@ -132,7 +132,7 @@ func BuildROM(ctx context.Context, o *Options, b *Board, w io.Writer) (*ROM, err
 	if err := os.MkdirAll(obj, 0o755); err != nil {
 		return nil, err
 	}
-	for _, f := range []string{"bzImage", "initrd.cpio.xz"} {
+	for _, f := range []string{"bzImage", InitrdName} {
 		data, err := os.ReadFile(filepath.Join(bd.Dir, f))
 		if err != nil {
 			return nil, err
@@ -145,7 +145,7 @@ func BuildROM(ctx context.Context, o *Options, b *Board, w io.Writer) (*ROM, err
 	def.Write(fragment)
 	fmt.Fprintf(&def, "\n# Added by the goheads builder.\n")
 	fmt.Fprintf(&def, "CONFIG_PAYLOAD_FILE=%q\n", filepath.Join(obj, "payload-bzImage"))
-	fmt.Fprintf(&def, "CONFIG_LINUX_INITRD=%q\n", filepath.Join(obj, "payload-initrd.cpio.xz"))
+	fmt.Fprintf(&def, "CONFIG_LINUX_INITRD=%q\n", filepath.Join(obj, "payload-"+InitrdName))
 	fmt.Fprintf(&def, "CONFIG_LINUX_COMMAND_LINE=%q\n", b.Cmdline())
 	def.WriteString(blobLines)
 	// The .config in CBFS would record those paths; the board name and
@@ -281,10 +281,10 @@ func checkPayloadFits(b *Board, fragment []byte, dir string) error {
 	// What coreboot itself needs on q35 (bootblock, stages, FMAP, ACPI),
 	// measured: ~250 KiB. Keep a margin.
 	const corebootBytes = 384 << 10
-	payload := statSize(filepath.Join(dir, "bzImage")) + statSize(filepath.Join(dir, "initrd.cpio.xz"))
+	payload := statSize(filepath.Join(dir, "bzImage")) + statSize(filepath.Join(dir, InitrdName))
 	if room := int64(romKB)<<10 - corebootBytes; payload > room {
 		return &fixError{
-			what: fmt.Sprintf("board %s: payload %d bytes (bzImage + initrd.cpio.xz) does not fit the %d KiB ROM (room for about %d bytes beside coreboot)", b.Name, payload, romKB, room),
+			what: fmt.Sprintf("board %s: payload %d bytes (bzImage + initramfs) does not fit the %d KiB ROM (room for about %d bytes beside coreboot)", b.Name, payload, romKB, room),
 			fix:  "shrink the kernel config or initramfs, or choose a larger CONFIG_COREBOOT_ROMSIZE_KB_* in coreboot-configs/",
 		}
 	}

@@ -18,7 +18,7 @@ func vmConfig(o *Options, b *Board, disk string) vmtest.Config {
 	dir := o.OutDir(b)
 	cfg := vmtest.Config{
 		Kernel:   filepath.Join(dir, "bzImage"),
-		Initrd:   filepath.Join(dir, "initrd.cpio.xz"),
+		Initrd:   filepath.Join(dir, InitrdName),
 		Append:   b.Cmdline(),
 		MemoryMB: 1024,
 		TPMState: filepath.Join(dir, "vtpm"),

@@ -13,7 +13,7 @@ import (
 
 func run() error {
 	benchlog.Mark("gui-init start")
-	s := session.Open(config.Runtime())
+	s := session.OpenWith(config.Runtime(), session.OpenOptions{PrefetchTOTP: true})
 	benchlog.Mark("session open")
 	defer s.Close()
 	sysinit.ShutdownTPM = func() {

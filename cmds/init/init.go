@@ -30,6 +30,7 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	if err := sysinit.MountAll(sysinit.Mounts, out); err != nil {
 		return err
 	}
+	benchlog.Mark("init mounted")
 	cmdline, _ := os.ReadFile("/proc/cmdline")
 	term := sysinit.ConsoleTerm(os.Getenv("TERM"), sysinit.SerialConsole(string(cmdline)))
 	os.MkdirAll(sysinit.SecretDir, 0o700)
@@ -43,8 +44,21 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	fmt.Fprintf(out, "\ngoheads %s on %s, kernel uptime %s s\n", orUnknown(board.Value("CONFIG_GOHEADS_VERSION")),
 		orUnknown(board.Value("CONFIG_BOARD_NAME")), uptime())
 
+	// Heads' 0.1 s window for 'r' (recovery shell) and 'o' (OEM factory
+	// reset) opens with the banner and stays open while init measures
+	// and assembles the configuration, at least 0.1 s: the same chance to
+	// press a key, without 0.1 s added to every boot. The key is acted on
+	// only after the measurements, as in Heads.
+	busy := make(chan struct{})
+	keyc := make(chan byte, 1)
+	go func() {
+		k, _ := sysinit.KeyWindow(console, 100*time.Millisecond, busy)
+		keyc <- k
+	}()
+
 	t, tpmDesc := openTPM(board)
 	fmt.Fprintf(out, "TPM: %s\n", tpmDesc)
+	benchlog.Mark("init tpm-open")
 
 	// cbfs-init: the owner's files from the ROM, measured into PCR 7 in CBFS
 	// order before anything reads them.
@@ -93,8 +107,10 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	if sysinit.SerialConsole(string(cmdline)) {
 		env = append(env, fmt.Sprintf("COLUMNS=%d", sysinit.SerialCols), fmt.Sprintf("LINES=%d", sysinit.SerialLines))
 	}
-	// Heads' 0.1 s window: 'r' recovery shell, 'o' OEM factory reset.
-	if key, _ := sysinit.KeyWindow(console, 100*time.Millisecond); key == 'r' || key == 'R' {
+	close(busy)
+	key := <-keyc
+	benchlog.Mark("init key-window")
+	if key == 'r' || key == 'R' {
 		fmt.Fprintln(out, "Recovery shell requested.")
 		sysinit.Supervise(sysinit.Child{Path: recovery, Env: env, Console: console}, out)
 	} else if key == 'o' || key == 'O' {

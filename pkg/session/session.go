@@ -51,6 +51,14 @@ type Session struct {
 	// next signing of /boot.
 	counterID string
 	benchTOTP sync.Once
+	// prefetched is the TOTP code OpenWith computed while it mounted
+	// /boot; the first TOTP call takes it.
+	prefetched *prefetchedTOTP
+}
+
+type prefetchedTOTP struct {
+	code *attest.Code
+	err  error
 }
 
 // Open gathers the session's state. It never fails: what is missing is
@@ -62,6 +70,12 @@ type OpenOptions struct {
 	// BootDir is an already mounted /boot (commands' -p); empty: find
 	// and mount it as the menu does.
 	BootDir string
+	// PrefetchTOTP unseals the TOTP code while /boot is found and
+	// mounted and the keyring loaded (the menu shows it first thing):
+	// the TPM and the disk work at the same time. Only the TPM is
+	// touched concurrently, by that one goroutine, and OpenWith waits
+	// for it before it returns.
+	PrefetchTOTP bool
 }
 
 // OpenWith is Open with options.
@@ -72,12 +86,28 @@ func OpenWith(cfg *config.Config, o OpenOptions) *Session {
 	} else {
 		s.TPMErr = tpm.ErrNoTPM
 	}
+	benchlog.Mark("session tpm-open")
+	var pre chan prefetchedTOTP
+	if o.PrefetchTOTP && s.TPM != nil {
+		pre = make(chan prefetchedTOTP, 1)
+		go func() {
+			c, err := s.totp().Code()
+			benchlog.Mark("session totp-prefetched")
+			pre <- prefetchedTOTP{c, err}
+		}()
+	}
 	if o.BootDir != "" {
 		s.Boot = &bootdisk.Mounted{Dir: o.BootDir}
 	} else {
 		s.Boot, s.BootErr = bootdisk.Find(bootdisk.Options{Dev: cfg.Value("CONFIG_BOOT_DEV")})
 	}
+	benchlog.Mark("session boot-found")
 	s.Keyring, s.KeyringErr = keyring.LoadGnuPGHome(KeyringDir)
+	benchlog.Mark("session keyring")
+	if pre != nil {
+		r := <-pre
+		s.prefetched = &r
+	}
 	return s
 }
 
@@ -136,7 +166,17 @@ func (s *Session) TOTP() (*attest.Code, error) {
 	if err := s.needTPM(); err != nil {
 		return nil, err
 	}
-	c, err := s.totp().Code()
+	s.mu.Lock()
+	pre := s.prefetched
+	s.prefetched = nil
+	s.mu.Unlock()
+	var c *attest.Code
+	var err error
+	if pre != nil && (pre.err != nil || s.Now().Before(pre.code.Until)) {
+		c, err = pre.code, pre.err
+	} else {
+		c, err = s.totp().Code()
+	}
 	if err != nil && !errors.Is(err, attestClockErr) {
 		s.arm(fmt.Sprintf("TOTP unseal failed: %v", err))
 	}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-	"golang.org/x/term"
 )
 
 // Mount is one filesystem init mounts.
@@ -203,38 +202,62 @@ func WipeSecrets() error {
 	return errors.Join(errs...)
 }
 
-// KeyWindow waits up to d for one key on the terminal tty (raw mode, no
-// Enter needed), as Heads' init offers 'r' (recovery) and 'o' (OEM reset)
-// for 0.1 s. It returns 0 when no key came.
-func KeyWindow(tty string, d time.Duration) (byte, error) {
+// KeyWindow waits for one key on the terminal tty (no Enter needed), as
+// Heads' init offers 'r' (recovery) and 'o' (OEM reset) for 0.1 s. The
+// window stays open at least min and until busy is closed (nil: min only):
+// init measures the ROM's files meanwhile, so the owner gets at least
+// Heads' 0.1 s without it being added to every boot. Only echo and line
+// buffering are turned off, not output processing, so init's own lines
+// print normally meanwhile. It returns 0 when no key came.
+func KeyWindow(tty string, min time.Duration, busy <-chan struct{}) (byte, error) {
 	fd, err := unix.Open(tty, unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return 0, err
 	}
 	defer unix.Close(fd)
-	old, err := term.MakeRaw(fd)
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
 		return 0, err
 	}
-	defer term.Restore(fd, old)
+	raw := *old
+	raw.Lflag &^= unix.ICANON | unix.ECHO
+	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &raw); err != nil {
+		return 0, err
+	}
+	defer unix.IoctlSetTermios(fd, unix.TCSETS, old)
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	deadline := time.Now().Add(d)
+	deadline := time.Now().Add(min)
 	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return 0, nil
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			if busy == nil {
+				return 0, nil
+			}
+			select {
+			case <-busy:
+				return 0, nil
+			default:
+			}
+			// Poll in short slices: a channel cannot be polled with the tty.
+			wait = 5 * time.Millisecond
 		}
-		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
+		n, err := unix.Poll(fds, int(wait.Milliseconds())+1)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
-		if err != nil || n == 0 {
+		if err != nil {
 			return 0, err
+		}
+		if n == 0 {
+			continue
 		}
 		b := make([]byte, 1)
 		if n, _ := unix.Read(fd, b); n == 1 {
 			return b[0], nil
 		}
-		return 0, nil
+		if fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
+			return 0, nil
+		}
 	}
 }

@@ -617,9 +617,18 @@ func (a *App) updateFirmware() {
 	a.menu("updates", "Firmware updates on "+m.Dev, session.Normal, "Choose the ROM or update .zip to flash.", items)
 }
 
+// canReseal: the board can carry the secret over and there is one to
+// carry (the code unsealed in this boot).
+func (a *App) canReseal() bool {
+	a.mu.Lock()
+	ok := a.totp != nil && a.totpEr == nil
+	a.mu.Unlock()
+	return ok && a.b.CanReseal()
+}
+
 func (a *App) confirmFlash(m *session.UpdateMedia, file string) {
 	text := fmt.Sprintf("Flash %s to this machine (%s)?\n\nThe current firmware is saved to %s first. Do not power off while flashing.", file, a.b.Board(), m.Dev)
-	if a.b.CanReseal() {
+	if a.canReseal() {
 		text += "\n\nYour TOTP/HOTP secret moves to the new firmware (TPM owner passphrase): its first boot shows the code your phone expects."
 	} else {
 		text += "\n\nAfter the update, generate a new TOTP/HOTP secret."
@@ -657,7 +666,7 @@ func (a *App) flash(m *session.UpdateMedia, file string, clean bool) {
 			{'q', "Back to the main menu", a.home},
 		})
 	}
-	if !a.b.CanReseal() {
+	if !a.canReseal() {
 		run(nil)
 		return
 	}

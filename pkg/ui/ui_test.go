@@ -470,3 +470,31 @@ func TestUpdateFirmware(t *testing.T) {
 		t.Fatalf("flashed %q, want %q", b.flashed, want)
 	}
 }
+
+// With no secret to carry over (the code did not unseal in this boot), the
+// update does not ask for the owner passphrase and says to generate a new
+// secret afterwards.
+func TestUpdateFirmwareNoSecret(t *testing.T) {
+	st := &selectboot.State{Report: &bootsign.Report{}, Entries: entries}
+	b := &script{state: st, reseal: true, totpErr: fmt.Errorf("unseal: %w", tpm.ErrNotProvisioned),
+		updates: &session.UpdateMedia{Dev: "/dev/sdb1", Dir: "/media", Files: []string{"x230.rom"}}}
+	tm := start(t, b)
+	tm.wait("TOTP Generation Failed")
+	tm.key('i')
+	tm.wait("Power Off")
+	tm.key('o')
+	tm.wait("Flash/Update the firmware")
+	tm.key('f')
+	tm.wait("Firmware updates on /dev/sdb1")
+	tm.key('1')
+	s := tm.wait("Flash it, keep my settings")
+	checkFits(t, s, "generate a new TOTP/HOTP secret")
+	tm.key('y')
+	s = tm.wait("Firmware updated and verified")
+	checkFits(t, s, "After the reboot, generate a new TOTP/HOTP secret")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if fmt.Sprint(b.flashed) != fmt.Sprint([]string{"x230.rom", "false", ""}) {
+		t.Fatalf("flashed %q", b.flashed)
+	}
+}
