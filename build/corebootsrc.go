@@ -24,7 +24,7 @@ func corebootTree(ctx context.Context, w io.Writer) (string, error) {
 		return CorebootSource()
 	}
 	dir := filepath.Join(cacheDir(), "coreboot-"+corebootCommit[:12])
-	if gitHead(dir) == corebootCommit && gitHead(filepath.Join(dir, "3rdparty/vboot")) == vbootCommit {
+	if gitHead(dir) == corebootCommit && submodulesPresent(dir, downloadedSubmodules) == nil && gitHead(filepath.Join(dir, "3rdparty/vboot")) == vbootCommit {
 		fmt.Fprintf(w, "build: coreboot %s from %s\n", corebootCommit[:12], dir)
 		return dir, nil
 	}
@@ -39,6 +39,18 @@ func corebootTree(ctx context.Context, w io.Writer) (string, error) {
 	if err := fetchCommit(ctx, vrepo, vbootCommit, filepath.Join(tmp, "3rdparty/vboot"), w); err != nil {
 		os.RemoveAll(tmp)
 		return "", &fixError{what: fmt.Sprintf("download vboot %s: %v", vbootCommit[:12], err), fix: corebootFix}
+	}
+	// The other submodules boards need, at the commits the coreboot commit
+	// records (its gitlinks pin them), from the URLs in its .gitmodules.
+	for _, sub := range downloadedSubmodules[1:] {
+		commit, url, err := gitlink(ctx, tmp, sub)
+		if err == nil {
+			err = fetchCommit(ctx, url, commit, filepath.Join(tmp, sub), w)
+		}
+		if err != nil {
+			os.RemoveAll(tmp)
+			return "", &fixError{what: fmt.Sprintf("download %s: %v", sub, err), fix: corebootFix}
+		}
 	}
 	os.RemoveAll(dir)
 	if err := os.Rename(tmp, dir); err != nil {
@@ -78,6 +90,43 @@ func fetchCommit(ctx context.Context, repo, commit, dir string, w io.Writer) err
 	}
 	if h := gitHead(dir); h != commit {
 		return errors.New("checked out " + h + ", want " + commit)
+	}
+	return nil
+}
+
+// downloadedSubmodules are the coreboot submodules the builder fetches:
+// vboot for every board, libgfxinit and libhwbase for laptops' native
+// graphics init (the X230's).
+var downloadedSubmodules = []string{"3rdparty/vboot", "3rdparty/libgfxinit", "3rdparty/libhwbase"}
+
+// gitlink returns the commit coreboot's tree records for submodule path
+// and its URL from .gitmodules.
+func gitlink(ctx context.Context, tree, path string) (commit, url string, err error) {
+	out, err := exec.CommandContext(ctx, "git", "-C", tree, "ls-tree", "HEAD", path).Output()
+	f := strings.Fields(string(out))
+	if err != nil || len(f) < 3 || f[1] != "commit" {
+		return "", "", fmt.Errorf("%s is not a submodule of this coreboot commit", path)
+	}
+	name := strings.TrimPrefix(path, "3rdparty/")
+	u, err := exec.CommandContext(ctx, "git", "-C", tree, "config", "-f", ".gitmodules", "submodule."+name+".url").Output()
+	if err != nil {
+		return "", "", fmt.Errorf("no URL for %s in .gitmodules", path)
+	}
+	return f[2], strings.TrimSpace(string(u)), nil
+}
+
+// submodulesPresent checks that each submodule of a coreboot tree is
+// checked out (an uninitialised one is an empty directory).
+func submodulesPresent(tree string, subs []string) error {
+	var missing []string
+	for _, s := range subs {
+		if ents, err := os.ReadDir(filepath.Join(tree, s)); err != nil || len(ents) == 0 {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) > 0 {
+		return &fixError{what: fmt.Sprintf("%s lacks the coreboot submodules %s", tree, strings.Join(missing, ", ")),
+			fix: "git -C " + tree + " submodule update --init " + strings.Join(missing, " ")}
 	}
 	return nil
 }

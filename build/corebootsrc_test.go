@@ -73,3 +73,19 @@ func TestCorebootDownload(t *testing.T) {
 		t.Fatalf("second call: %q %v %s", again, err, log.String())
 	}
 }
+
+func TestSubmodulesPresent(t *testing.T) {
+	tree := t.TempDir()
+	os.MkdirAll(filepath.Join(tree, "3rdparty/libgfxinit"), 0o755)
+	os.MkdirAll(filepath.Join(tree, "3rdparty/libhwbase"), 0o755)
+	os.WriteFile(filepath.Join(tree, "3rdparty/libhwbase/Makefile"), []byte("all:\n"), 0o644)
+	err := submodulesPresent(tree, []string{"3rdparty/libgfxinit", "3rdparty/libhwbase"})
+	var fix *fixError
+	if !errors.As(err, &fix) || !strings.Contains(err.Error(), "submodule update --init 3rdparty/libgfxinit") || strings.Contains(err.Error(), "libhwbase") {
+		t.Fatalf("empty libgfxinit: %v", err)
+	}
+	os.WriteFile(filepath.Join(tree, "3rdparty/libgfxinit/Makefile"), []byte("all:\n"), 0o644)
+	if err := submodulesPresent(tree, []string{"3rdparty/libgfxinit", "3rdparty/libhwbase"}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -107,10 +107,6 @@ func BuildROM(ctx context.Context, o *Options, b *Board, w io.Writer) (*ROM, err
 	if h := gitHead(src); h != "" && h != corebootCommit {
 		fmt.Fprintf(w, "build: warning: %s is at %s, not the pinned %s: the ROM will not match published hashes\n", src, h[:12], corebootCommit[:12])
 	}
-	bd, err := BuildAll(ctx, o, b)
-	if err != nil {
-		return nil, err
-	}
 	frag := b.Config.Value("CONFIG_COREBOOT_CONFIG")
 	if frag == "" {
 		frag = b.Name
@@ -119,6 +115,18 @@ func BuildROM(ctx context.Context, o *Options, b *Board, w io.Writer) (*ROM, err
 	fragment, err := os.ReadFile(fragPath)
 	if err != nil {
 		return nil, fmt.Errorf("board %s: coreboot config: %w", b.Name, err)
+	}
+	if err := checkCorebootToolchain(src, b.Name, string(fragment)); err != nil {
+		return nil, err
+	}
+	if subs := strings.Fields(b.Config.Value("CONFIG_COREBOOT_SUBMODULES")); len(subs) > 0 {
+		if err := submodulesPresent(src, subs); err != nil {
+			return nil, err
+		}
+	}
+	bd, err := BuildAll(ctx, o, b)
+	if err != nil {
+		return nil, err
 	}
 
 	// coreboot reads the payload from a stable copy in its build directory.
@@ -367,4 +375,26 @@ func corebootBlobs(o *Options, b *Board) (string, error) {
 		}
 	}
 	return lines.String(), nil
+}
+
+// crossgcc is coreboot's own toolchain for x86 boards, as `make
+// crossgcc-i386` leaves it in the tree.
+const crossgcc = "util/crossgcc/xgcc/bin/i386-elf-gcc"
+
+// checkCorebootToolchain: a board whose fragment does not allow the host
+// toolchain (CONFIG_ANY_TOOLCHAIN) builds only with coreboot's crossgcc.
+// Real boards use it, as Heads does: it is the compiler coreboot supports
+// for native RAM init, and it gives the same ROM on every host. The QEMU
+// boards build with the host's gcc.
+func checkCorebootToolchain(src, board, fragment string) error {
+	if strings.Contains("\n"+fragment, "\nCONFIG_ANY_TOOLCHAIN=y") {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(src, crossgcc)); err == nil {
+		return nil
+	}
+	return &fixError{
+		what: fmt.Sprintf("board %s builds with coreboot's own toolchain, and %s has none (%s missing)", board, src, crossgcc),
+		fix:  fmt.Sprintf("apt-get install gnat, then make -C %s crossgcc-i386 iasl CPUS=$(nproc) (downloads and builds gcc with Ada for libgfxinit, binutils and iasl once, ~40 minutes)", src),
+	}
 }

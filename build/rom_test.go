@@ -247,3 +247,22 @@ func TestROMBlobsMissing(t *testing.T) {
 		t.Fatalf("blob lines %q, %v", lines, err)
 	}
 }
+
+// TestCorebootToolchain: real boards need coreboot's crossgcc, QEMU boards
+// take the host's gcc.
+func TestCorebootToolchain(t *testing.T) {
+	src := t.TempDir()
+	err := checkCorebootToolchain(src, "x230", "CONFIG_VENDOR_LENOVO=y\n")
+	var fix *fixError
+	if !errors.As(err, &fix) || !strings.Contains(err.Error(), "crossgcc-i386") || !strings.Contains(err.Error(), "x230") {
+		t.Fatalf("no crossgcc: %v", err)
+	}
+	if err := checkCorebootToolchain(src, "qemu-coreboot-tpm2", "CONFIG_BOARD_EMULATION_QEMU_X86_Q35=y\nCONFIG_ANY_TOOLCHAIN=y\n"); err != nil {
+		t.Fatalf("host toolchain allowed: %v", err)
+	}
+	os.MkdirAll(filepath.Join(src, filepath.Dir(crossgcc)), 0o755)
+	os.WriteFile(filepath.Join(src, crossgcc), []byte("#!/bin/sh\n"), 0o755)
+	if err := checkCorebootToolchain(src, "x230", "CONFIG_VENDOR_LENOVO=y\n"); err != nil {
+		t.Fatalf("with crossgcc: %v", err)
+	}
+}
