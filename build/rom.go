@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"time"
@@ -116,7 +117,7 @@ func BuildROM(ctx context.Context, o *Options, b *Board, w io.Writer) (*ROM, err
 	if err != nil {
 		return nil, fmt.Errorf("board %s: coreboot config: %w", b.Name, err)
 	}
-	if err := checkCorebootToolchain(src, b.Name, string(fragment)); err != nil {
+	if err := ensureCorebootToolchain(ctx, src, b.Name, string(fragment), filepath.Join(o.OutDir(b), "crossgcc.log"), w); err != nil {
 		return nil, err
 	}
 	if subs := strings.Fields(b.Config.Value("CONFIG_COREBOOT_SUBMODULES")); len(subs) > 0 {
@@ -381,20 +382,54 @@ func corebootBlobs(o *Options, b *Board) (string, error) {
 // crossgcc-i386` leaves it in the tree.
 const crossgcc = "util/crossgcc/xgcc/bin/i386-elf-gcc"
 
-// checkCorebootToolchain: a board whose fragment does not allow the host
+// ensureCorebootToolchain: a board whose fragment does not allow the host
 // toolchain (CONFIG_ANY_TOOLCHAIN) builds only with coreboot's crossgcc.
 // Real boards use it, as Heads does: it is the compiler coreboot supports
-// for native RAM init, and it gives the same ROM on every host. The QEMU
-// boards build with the host's gcc.
-func checkCorebootToolchain(src, board, fragment string) error {
+// for native RAM init, it has the Ada front end libgfxinit needs (Debian's
+// gcc has none), and it gives the same ROM on every host. The QEMU boards
+// build with the host's gcc. A missing crossgcc is built once, in the tree,
+// as coreboot's `make crossgcc-i386` does (it downloads the GNU sources).
+func ensureCorebootToolchain(ctx context.Context, src, board, fragment, logPath string, w io.Writer) error {
 	if strings.Contains("\n"+fragment, "\nCONFIG_ANY_TOOLCHAIN=y") {
 		return nil
 	}
 	if _, err := os.Stat(filepath.Join(src, crossgcc)); err == nil {
 		return nil
 	}
-	return &fixError{
-		what: fmt.Sprintf("board %s builds with coreboot's own toolchain, and %s has none (%s missing)", board, src, crossgcc),
-		fix:  fmt.Sprintf("apt-get install gnat, then make -C %s crossgcc-i386 iasl CPUS=$(nproc) (downloads and builds gcc with Ada for libgfxinit, binutils and iasl once, ~40 minutes)", src),
+	manual := fmt.Sprintf("make -C %s crossgcc-i386 CPUS=%d (needs the internet for the GNU sources, ~40 minutes)", src, runtime.NumCPU())
+	if _, err := exec.LookPath("gnatbind"); err != nil {
+		return &fixError{what: fmt.Sprintf("board %s builds with coreboot's own toolchain, which needs GNAT to build its Ada support (libgfxinit)", board), fix: "apt-get install gnat"}
 	}
+	fmt.Fprintf(w, "build: board %s needs coreboot's own toolchain: building it in %s once (make crossgcc-i386, ~40 minutes; log %s)\n", board, src, logPath)
+	os.MkdirAll(filepath.Dir(logPath), 0o755)
+	log, err := os.Create(logPath)
+	if err != nil {
+		return &fixError{what: fmt.Sprintf("board %s needs coreboot's toolchain: %v", board, err), fix: manual}
+	}
+	defer log.Close()
+	cmd := exec.CommandContext(ctx, "make", "-C", src, "crossgcc-i386", fmt.Sprintf("CPUS=%d", runtime.NumCPU()))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Run(); err != nil {
+		return &fixError{what: fmt.Sprintf("building coreboot's toolchain for %s failed (%v; log %s): %s", board, err, logPath, lastMessage(logPath)), fix: manual}
+	}
+	if _, err := os.Stat(filepath.Join(src, crossgcc)); err != nil {
+		return &fixError{what: fmt.Sprintf("coreboot's toolchain build left no %s (log %s)", crossgcc, logPath), fix: manual}
+	}
+	return nil
 }
+
+// lastMessage is the last line of a build log that is not make's own
+// bookkeeping, without terminal colours.
+func lastMessage(logPath string) string {
+	b, _ := os.ReadFile(logPath)
+	lines := strings.Split(string(b), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(ansiRE.ReplaceAllString(lines[i], ""))
+		if l != "" && !strings.HasPrefix(l, "make") {
+			return l
+		}
+	}
+	return ""
+}
+
+var ansiRE = regexp.MustCompile(`\x1b\[[0-9;]*m`)
