@@ -29,8 +29,6 @@ import (
 
 // Outcomes the menu tells apart.
 var (
-	// ErrWrongBoard: the ROM was built for another board.
-	ErrWrongBoard = cbfs.ErrWrongBoard
 	// ErrBadUpdate: the update file is malformed (zip layout, checksum).
 	ErrBadUpdate = errors.New("update file rejected")
 	// ErrSizeMismatch: the ROM and the flash chip differ in size.

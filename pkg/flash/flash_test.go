@@ -156,8 +156,8 @@ func TestPrepare(t *testing.T) {
 		want            error
 		msg             string
 	}{
-		{"other board", rom(t, "t430", "new", nil), current, ErrWrongBoard, "built for t430, this is x230"},
-		{"not goheads", rom(t, "", "new", nil), current, ErrWrongBoard, "none recorded"},
+		{"other board", rom(t, "t430", "new", nil), current, cbfs.ErrWrongBoard, "built for t430, this is x230"},
+		{"not goheads", rom(t, "", "new", nil), current, cbfs.ErrWrongBoard, "none recorded"},
 		{"size", update[:chipSize/2], current, ErrSizeMismatch, "ROM 4194304 bytes, flash 8388608 bytes"},
 	} {
 		_, err := Prepare(c.update, c.current, "x230", false)
@@ -228,7 +228,7 @@ func TestUpdateWithFlashrom(t *testing.T) {
 	os.WriteFile(chip, old, 0o600)
 	other := filepath.Join(dir, "other.rom")
 	os.WriteFile(other, rom(t, "x230", "new", nil), 0o644)
-	if _, err := Update(context.Background(), Options{Update: other, Board: "qemu-coreboot-tpm2", Flash: dummy(t, chip, "")}); !errors.Is(err, ErrWrongBoard) {
+	if _, err := Update(context.Background(), Options{Update: other, Board: "qemu-coreboot-tpm2", Flash: dummy(t, chip, "")}); !errors.Is(err, cbfs.ErrWrongBoard) {
 		t.Errorf("other board's ROM: %v", err)
 	}
 	if b, _ := os.ReadFile(chip); !bytes.Equal(b, old) {

@@ -12,9 +12,6 @@ import (
 	"github.com/goheads/goheads/pkg/tpm"
 )
 
-// ErrWrongBoard means a ROM was built for another board than this one.
-var ErrWrongBoard = cbfs.ErrWrongBoard
-
 // ErrUnverified means the prediction method does not reproduce the running
 // firmware's own PCR 2, so a prediction for a new ROM cannot be trusted
 // (the board loads other files than CONFIG_COREBOOT_MEASURED lists, or the

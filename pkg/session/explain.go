@@ -8,6 +8,7 @@ import (
 	"github.com/goheads/goheads/pkg/attest"
 	"github.com/goheads/goheads/pkg/bootdisk"
 	"github.com/goheads/goheads/pkg/bootsign"
+	"github.com/goheads/goheads/pkg/cbfs"
 	"github.com/goheads/goheads/pkg/diskkey"
 	"github.com/goheads/goheads/pkg/flash"
 	"github.com/goheads/goheads/pkg/hotpkey"
@@ -208,7 +209,7 @@ func Explain(err error) Explanation {
 		return Explanation{Severity: Warning, Title: "Firmware not updated", Summary: err.Error(),
 			Meaning: "flashrom stopped before changing the chip: the current firmware is intact.",
 			Next:    []string{"It is safe to reboot.", "Check CONFIG_FLASH_OPTIONS and that the flash is not write-protected."}}
-	case errors.Is(err, flash.ErrWrongBoard), errors.Is(err, flash.ErrSizeMismatch), errors.Is(err, flash.ErrBadUpdate):
+	case errors.Is(err, cbfs.ErrWrongBoard), errors.Is(err, flash.ErrSizeMismatch), errors.Is(err, flash.ErrBadUpdate):
 		return Explanation{Severity: Warning, Title: "Update refused", Summary: err.Error() + ".",
 			Meaning: "Nothing was written: the file is not a ROM for this machine, or it is damaged.",
 			Next:    []string{"Use the ROM (or Heads update .zip) built for this board, and check its download."}}

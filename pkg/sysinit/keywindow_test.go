@@ -68,7 +68,10 @@ func TestKeyWindow(t *testing.T) {
 			}
 			// The terminal is back in line mode with echo.
 			tio, err := unix.IoctlGetTermios(int(m.Fd()), unix.TCGETS)
-			if err == nil && tio.Lflag&(unix.ICANON|unix.ECHO) != unix.ICANON|unix.ECHO {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tio.Lflag&(unix.ICANON|unix.ECHO) != unix.ICANON|unix.ECHO {
 				t.Errorf("terminal left with lflag %#x", tio.Lflag)
 			}
 		})
