@@ -48,7 +48,7 @@ func BuildAll(ctx context.Context, o *Options, b *Board) (*Build, error) {
 // version and hash, the Go and xz versions) as comments.
 func writeHashes(bd *Build) error {
 	var b bytes.Buffer
-	for _, f := range []string{"bzImage", "initrd.cpio", InitrdName, "bb", "kernel.config"} {
+	for _, f := range []string{"bzImage", RawInitrdName, InitrdName, "bb", "kernel.config"} {
 		sum, err := fileSHA256(filepath.Join(bd.Dir, f))
 		if err != nil {
 			return err
@@ -84,7 +84,7 @@ func statSize(p string) int64 {
 func readSizes(dir string) Sizes {
 	return Sizes{
 		Busybox:   statSize(filepath.Join(dir, "bb")),
-		InitrdRaw: statSize(filepath.Join(dir, "initrd.cpio")),
+		InitrdRaw: statSize(filepath.Join(dir, RawInitrdName)),
 		Initrd:    statSize(filepath.Join(dir, InitrdName)),
 		BzImage:   statSize(filepath.Join(dir, "bzImage")),
 	}

@@ -48,7 +48,7 @@ func Reproducible(ctx context.Context, o *Options, b *Board, w io.Writer) error 
 			return fmt.Errorf("build in %s: %w", dir, err)
 		}
 		sums[i] = map[string]string{}
-		for _, f := range []string{"bb", "initrd.cpio", InitrdName} {
+		for _, f := range []string{"bb", RawInitrdName, InitrdName} {
 			s, err := fileSHA256(filepath.Join(dir, "out", b.Name, f))
 			if err != nil {
 				return err
@@ -57,7 +57,7 @@ func Reproducible(ctx context.Context, o *Options, b *Board, w io.Writer) error 
 		}
 	}
 	var diff []string
-	for _, f := range []string{"bb", "initrd.cpio", InitrdName} {
+	for _, f := range []string{"bb", RawInitrdName, InitrdName} {
 		fmt.Fprintf(w, "%s  %s\n", sums[0][f], f)
 		if sums[0][f] != sums[1][f] {
 			diff = append(diff, fmt.Sprintf("%s: %s vs %s", f, sums[0][f], sums[1][f]))

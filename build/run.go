@@ -12,13 +12,13 @@ import (
 )
 
 // vmConfig is how a board boots in QEMU: the board's kernel and initramfs
-// under SeaBIOS, its TPM family through swtpm with state in
+// under qboot, its TPM family through swtpm with state in
 // out/<board>/vtpm (so sealed secrets survive like a real TPM), and a disk.
 func vmConfig(o *Options, b *Board, disk string) vmtest.Config {
 	dir := o.OutDir(b)
 	cfg := vmtest.Config{
 		Kernel:   filepath.Join(dir, "bzImage"),
-		Initrd:   filepath.Join(dir, InitrdName),
+		Initrd:   filepath.Join(dir, RawInitrdName), // see RawInitrdName
 		Append:   b.Cmdline(),
 		MemoryMB: 1024,
 		TPMState: filepath.Join(dir, "vtpm"),

@@ -51,7 +51,9 @@ func BoardArtifacts(t testing.TB, board string) Artifacts {
 	}
 	a := Artifacts{Board: board, Dir: filepath.Join(root, "out", board)}
 	a.Kernel = filepath.Join(a.Dir, "bzImage")
-	a.Initrd = filepath.Join(a.Dir, "initrd.cpio.zst")
+	// The uncompressed cpio, as `make run` boots QEMU boards through
+	// qboot (build.RawInitrdName says why); the zstd image goes into ROMs.
+	a.Initrd = filepath.Join(a.Dir, "initrd.cpio")
 	for _, f := range []string{a.Kernel, a.Initrd} {
 		if _, err := os.Stat(f); err != nil {
 			testenv.Missing(t, fmt.Sprintf("%s not built; run: make test (or go run ./build all -board %s)", f, board))

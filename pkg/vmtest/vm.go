@@ -207,6 +207,14 @@ func (vm *VM) qemuArgs(tpmArgs []string) ([]string, error) {
 	machine := c.Machine
 	if machine == "" {
 		machine = "q35"
+		// q35's built-in AHCI controller has six empty ports whose link
+		// probing holds the kernel ~0.4 s before it may start /init (it waits
+		// for all async probes). The QEMU boards' disks are virtio, so boots
+		// through qboot drop it unless a disk asks for the IDE/SATA bus.
+		// coreboot ROM boots keep it: coreboot's q35 port expects the device.
+		if c.Kernel != "" && c.BIOS == "" && !usesIDE(c.Disks) {
+			machine += ",sata=off"
+		}
 	}
 	mem := c.MemoryMB
 	if mem == 0 {
@@ -283,6 +291,15 @@ func (vm *VM) qemuArgs(tpmArgs []string) ([]string, error) {
 	}
 	args = append(args, tpmArgs...)
 	return append(args, c.ExtraArgs...), nil
+}
+
+func usesIDE(disks []Disk) bool {
+	for _, d := range disks {
+		if d.Interface == "ide" {
+			return true
+		}
+	}
+	return false
 }
 
 func (vm *VM) startSwtpm() (string, error) {
