@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
 )
 
 // Heads' TPM 2.0 handles.
@@ -168,25 +169,35 @@ func (t *TPM) unseal20(idx uint32, pcrs []int, pass []byte) ([]byte, error) {
 	}
 	// One session does the policy and the response encryption (salted
 	// with the primary key, so the secret does not cross the bus in
-	// clear): 6 commands for an unseal.
+	// clear). It is started just before the Unseal and not continued, so
+	// the TPM flushes it itself: 5 commands for an unseal, no
+	// FlushContext (which through the kernel's resource manager costs a
+	// ContextLoad as well). On a failed Unseal go-tpm flushes it.
 	opts := []tpm2.AuthOption{tpm2.Salted(tpm2.TPMHandle(PrimaryHandle), *ppub), tpm2.AESEncryption(128, tpm2.EncryptOut)}
 	if len(pass) > 0 {
 		opts = append(opts, tpm2.Auth(pass))
 	}
-	pol, closePolicy, err := tpm2.PolicySession(t.t, tpm2.TPMAlgSHA256, 16, opts...)
-	if err != nil {
-		return nil, wrap20("start policy session", err)
-	}
-	defer closePolicy()
-	if _, err := (tpm2.PolicyPCR{PolicySession: pol.Handle(), Pcrs: selection20(pcrs)}).Execute(t.t); err != nil {
-		return nil, wrap20("policy PCR", err)
-	}
-	if len(pass) > 0 {
-		if _, err := (tpm2.PolicyAuthValue{PolicySession: pol.Handle()}).Execute(t.t); err != nil {
-			return nil, wrap20("policy auth value", err)
+	var policyErr error
+	pol := tpm2.Policy(tpm2.TPMAlgSHA256, 16, func(tp transport.TPM, h tpm2.TPMISHPolicy, _ tpm2.TPM2BNonce) error {
+		if _, err := (tpm2.PolicyPCR{PolicySession: h, Pcrs: selection20(pcrs)}).Execute(tp); err != nil {
+			policyErr = wrap20("policy PCR", err)
+			// Nothing flushes a session whose policy failed: do it here.
+			tpm2.FlushContext{FlushHandle: h}.Execute(tp)
+			return policyErr
 		}
-	}
+		if len(pass) > 0 {
+			if _, err := (tpm2.PolicyAuthValue{PolicySession: h}).Execute(tp); err != nil {
+				policyErr = wrap20("policy auth value", err)
+				tpm2.FlushContext{FlushHandle: h}.Execute(tp)
+				return policyErr
+			}
+		}
+		return nil
+	}, opts...)
 	rsp, err := tpm2.Unseal{ItemHandle: tpm2.AuthHandle{Handle: h, Name: obj.Name, Auth: pol}}.Execute(t.t)
+	if policyErr != nil {
+		return nil, policyErr
+	}
 	if err != nil {
 		return nil, t.authError20("unseal", err)
 	}
