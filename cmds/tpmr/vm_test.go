@@ -28,7 +28,7 @@ func TestVMTPMFromGo(t *testing.T) {
 			a := vmtest.BoardArtifacts(t, tc.board)
 			vm := vmtest.StartT(t, vmtest.Config{
 				Kernel: a.Kernel, Initrd: a.Initrd,
-				Append: "console=ttyS0 quiet goheads.shell",
+				Append: a.Cmdline + " goheads.shell",
 				TPM:    tc.tpm,
 			})
 			vm.MustExpect(t, tc.banner, 2*time.Minute)
@@ -86,7 +86,7 @@ func TestVMSealAcrossReboot(t *testing.T) {
 		t.Run(tc.board, func(t *testing.T) {
 			a := vmtest.BoardArtifacts(t, tc.board)
 			state := t.TempDir()
-			cfg := vmtest.Config{Kernel: a.Kernel, Initrd: a.Initrd, Append: "console=ttyS0 quiet goheads.shell", TPM: tc.tpm, TPMState: state}
+			cfg := vmtest.Config{Kernel: a.Kernel, Initrd: a.Initrd, Append: a.Cmdline + " goheads.shell", TPM: tc.tpm, TPMState: state}
 
 			vm := vmtest.StartT(t, cfg)
 			vm.MustExpect(t, "> ", 2*time.Minute)

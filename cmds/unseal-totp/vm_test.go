@@ -31,7 +31,7 @@ func TestVMTOTP(t *testing.T) {
 	for _, b := range boards {
 		t.Run(b.name, func(t *testing.T) {
 			a := vmtest.BoardArtifacts(t, b.name)
-			cfg := vmtest.Config{Kernel: a.Kernel, Initrd: a.Initrd, Append: "console=ttyS0 quiet goheads.shell", TPM: b.tpm, TPMState: t.TempDir()}
+			cfg := vmtest.Config{Kernel: a.Kernel, Initrd: a.Initrd, Append: a.Cmdline + " goheads.shell", TPM: b.tpm, TPMState: t.TempDir()}
 
 			vm := vmtest.StartT(t, cfg)
 			vm.MustExpect(t, "TPM: ", 2*time.Minute)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goheads/goheads/pkg/config"
 	"github.com/goheads/goheads/pkg/testenv"
 )
 
@@ -21,6 +22,9 @@ type Artifacts struct {
 	Dir    string // out/<board>
 	Kernel string
 	Initrd string
+	// Cmdline is the board's CONFIG_LINUX_COMMAND_LINE, what `make run`
+	// and a coreboot ROM give the kernel.
+	Cmdline string
 }
 
 // RepoRoot finds the goheads source tree from the working directory.
@@ -58,6 +62,14 @@ func BoardArtifacts(t testing.TB, board string) Artifacts {
 		if _, err := os.Stat(f); err != nil {
 			testenv.Missing(t, fmt.Sprintf("%s not built; run: make test (or go run ./build all -board %s)", f, board))
 		}
+	}
+	cfg, _, err := config.Load(filepath.Join(root, "boards", board, board+".config"))
+	if err != nil {
+		t.Fatalf("board %s: %v", board, err)
+	}
+	a.Cmdline = cfg.Value("CONFIG_LINUX_COMMAND_LINE")
+	if a.Cmdline == "" {
+		a.Cmdline = "console=ttyS0 quiet"
 	}
 	return a
 }

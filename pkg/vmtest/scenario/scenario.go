@@ -257,7 +257,7 @@ func (m *Machine) Tamper(t testing.TB, rel string) {
 func (m *Machine) Config(appendArgs string) vmtest.Config {
 	return vmtest.Config{
 		Kernel: m.Artifacts.Kernel, Initrd: m.Artifacts.Initrd,
-		Append:   "console=ttyS0 quiet " + appendArgs,
+		Append:   m.Artifacts.Cmdline + " " + appendArgs,
 		TPM:      m.TPM,
 		TPMState: m.TPMState,
 		Disks:    m.disks(),
