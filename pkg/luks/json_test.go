@@ -91,6 +91,13 @@ func TestDecodeMetaCryptsetup(t *testing.T) {
 	if err != nil || off != 32768+258048 || size != 258048 {
 		t.Errorf("findAreaGap = %d, %d, %v; want %d, 258048", off, size, err, 32768+258048)
 	}
+	// An area whose size is not 4 KiB-aligned: the next gap still starts
+	// aligned (FuzzLUKS2Header found an unaligned one).
+	m.keyslots[0].areaSize = 258048 - 1000
+	if off, _, err := m.findAreaGap(64); err != nil || off != 32768+258048 {
+		t.Errorf("findAreaGap after an unaligned area = %d, %v; want %d", off, err, 32768+258048)
+	}
+	m.keyslots[0].areaSize = 258048
 	// Metadata that cryptsetup would refuse.
 	for _, bad := range []struct{ from, to string }{
 		{`"json_size":"12288"`, `"json_size":"12289"`},

@@ -666,6 +666,8 @@ func contains(list []int, v int) bool {
 	return false
 }
 
+func alignUp(v, a uint64) uint64 { return (v + a - 1) / a * a }
+
 // findAreaGap is LUKS2_find_area_gap: the first 4 KiB-aligned gap after the
 // header copies big enough for keyLen*4000 bytes.
 func (m *luks2Meta) findAreaGap(keyLen int) (offset, length uint64, err error) {
@@ -680,7 +682,11 @@ func (m *luks2Meta) findAreaGap(keyLen int) (offset, length uint64, err error) {
 		if offset < k.areaOffset && offset+length <= k.areaOffset {
 			break
 		}
-		offset = max(offset, k.areaOffset+k.areaSize)
+		// Rounded up: an existing area whose size is not a multiple of
+		// 4 KiB (valid for cryptsetup, which checks only offsets) would
+		// otherwise place the new area at an offset validation refuses
+		// (found by FuzzLUKS2Header). cryptsetup takes the end as is.
+		offset = max(offset, alignUp(k.areaOffset+k.areaSize, luks2AreaAlign))
 	}
 	if offset+length > m.hdrAndAreas() {
 		return 0, 0, fmt.Errorf("keyslots area (%d bytes) has no free %d bytes: %w", m.keyslotsSize, length, ErrNoSpace)
