@@ -3,6 +3,7 @@ package initrd
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"os/exec"
 	"strings"
 	"testing"
@@ -67,11 +68,18 @@ func TestFindCompressions(t *testing.T) {
 		{"xz", "xz", "xz-utils", []string{"--check=crc32", "-9"}},
 		{"lzma", "xz", "xz-utils", []string{"--format=lzma", "-9"}},
 		{"zstd", "zstd", "zstd", []string{"-q", "-19", "-c"}},
+		// A 128 MiB window with matches 9 MiB back (farData): past the
+		// 8 MiB RFC 8878 lets a decoder stop at (Go's own internal/zstd
+		// does), but the kernel unpacks it, so Find must too.
+		{"zstd-long", "zstd", "zstd", []string{"-q", "-1", "--long=27", "-c"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := stream
+			if tc.name == "zstd-long" {
+				body = append(append([]byte{}, farData(t)...), stream...)
+			}
 			if tc.tool != "" {
-				body = compress(t, tc.tool, tc.pkg, stream, tc.args...)
+				body = compress(t, tc.tool, tc.pkg, body, tc.args...)
 			}
 			files, err := Find(debianLike(t, body), Options{Want: wantCrypttab})
 			if err != nil {
@@ -92,6 +100,14 @@ func TestFindCompressions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// farData is an archive of 9 MiB of random bytes whose first MiB repeats
+// at its end, so a compressor with a long window refers 9 MiB back.
+func farData(t *testing.T) []byte {
+	r := make([]byte, 9<<20)
+	rand.NewChaCha8([32]byte{1}).Read(r)
+	return archive(t, cpio.File("usr/lib/far.bin", 0o644, append(r, r[:1<<20]...)))
 }
 
 func TestFindLimits(t *testing.T) {
