@@ -25,7 +25,7 @@ var enabled = sync.OnceValue(func() bool {
 // Enabled reports whether marks are written.
 func Enabled() bool { return enabled() }
 
-// Mark writes one mark, e.g. Mark("totp-ready tpm-commands=%d", n).
+// Mark writes one mark, e.g. Mark("totp-unsealed tpm-commands=%d", n).
 func Mark(format string, args ...any) {
 	if !enabled() {
 		return

@@ -181,7 +181,7 @@ func (s *Session) TOTP() (*attest.Code, error) {
 		s.arm(fmt.Sprintf("TOTP unseal failed: %v", err))
 	}
 	if err == nil {
-		s.benchTOTP.Do(func() { benchlog.Mark("totp-ready tpm-commands=%d", s.TPM.Commands()) })
+		s.benchTOTP.Do(func() { benchlog.Mark("totp-unsealed tpm-commands=%d", s.TPM.Commands()) })
 	}
 	return c, err
 }
