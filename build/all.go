@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/goheads/goheads/pkg/atomicfile"
 )
 
 // Build is the set of outputs for one board.
@@ -65,7 +67,7 @@ func writeHashes(bd *Build) error {
 	if out, err := exec.Command("zstd", "--version").Output(); err == nil {
 		fmt.Fprintf(&b, "# zstd: %s\n", strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0])
 	}
-	return writeFileAtomic(filepath.Join(bd.Dir, "hashes.txt"), b.Bytes(), 0o644)
+	return atomicfile.Write(filepath.Join(bd.Dir, "hashes.txt"), b.Bytes(), 0o644)
 }
 
 // Sizes are the byte counts of a build's outputs.
@@ -108,5 +110,5 @@ func writeSizes(bd *Build) error {
 	}
 	fmt.Fprintf(&b, "%10d  bzImage\n", s.BzImage)
 	fmt.Fprintf(&b, "%10d  payload (bzImage + %s)\n", s.BzImage+s.Initrd, InitrdName)
-	return writeFileAtomic(filepath.Join(bd.Dir, "sizes.txt"), b.Bytes(), 0o644)
+	return atomicfile.Write(filepath.Join(bd.Dir, "sizes.txt"), b.Bytes(), 0o644)
 }

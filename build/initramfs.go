@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goheads/goheads/pkg/atomicfile"
 	"github.com/goheads/goheads/pkg/cpio"
 	"github.com/u-root/gobusybox/src/pkg/bb"
 	"github.com/u-root/gobusybox/src/pkg/bb/findpkg"
@@ -289,17 +290,17 @@ func BuildInitramfs(ctx context.Context, o *Options, b *Board) (*Initramfs, erro
 		Cmds:     names,
 		Flashrom: fr,
 	}
-	if err := writeFileAtomic(ir.Busybox, bbBytes, 0o755); err != nil {
+	if err := atomicfile.Write(ir.Busybox, bbBytes, 0o755); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(ir.CPIO, raw.Bytes(), 0o644); err != nil {
+	if err := atomicfile.Write(ir.CPIO, raw.Bytes(), 0o644); err != nil {
 		return nil, err
 	}
 	comp, err := compressInitrd(ctx, raw.Bytes())
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(ir.Image, comp, 0o644); err != nil {
+	if err := atomicfile.Write(ir.Image, comp, 0o644); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(logw, "build: %s: %d bytes (%d uncompressed, busybox %d)\n", ir.Image, len(comp), raw.Len(), len(bbBytes))
@@ -310,15 +311,6 @@ func BuildInitramfs(ctx context.Context, o *Options, b *Board) (*Initramfs, erro
 		}
 	}
 	return ir, nil
-}
-
-// writeFileAtomic writes data to a temporary file and renames it into place.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, perm); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // compressInitrd compresses a cpio archive as the kernel unpacks it.

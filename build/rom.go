@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goheads/goheads/pkg/atomicfile"
 	"github.com/goheads/goheads/pkg/cbfs"
 	"github.com/goheads/goheads/pkg/pcrpredict"
 )
@@ -146,7 +147,7 @@ func BuildROM(ctx context.Context, o *Options, b *Board, w io.Writer) (*ROM, err
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(filepath.Join(obj, "payload-"+f), data, 0o644); err != nil {
+		if err := atomicfile.Write(filepath.Join(obj, "payload-"+f), data, 0o644); err != nil {
 			return nil, err
 		}
 	}
@@ -161,7 +162,7 @@ func BuildROM(ctx context.Context, o *Options, b *Board, w io.Writer) (*ROM, err
 	// fragment go in as goheads/* files instead.
 	fmt.Fprintf(&def, "# CONFIG_INCLUDE_CONFIG_FILE is not set\n")
 	defPath := filepath.Join(obj, "defconfig")
-	if err := writeFileAtomic(defPath, def.Bytes(), 0o644); err != nil {
+	if err := atomicfile.Write(defPath, def.Bytes(), 0o644); err != nil {
 		return nil, err
 	}
 
@@ -233,7 +234,7 @@ func writeROM(o *Options, b *Board, img *cbfs.Image) (*ROM, error) {
 		return nil, fmt.Errorf("%s: predict PCRs: %w", b.Name, err)
 	}
 	out := o.romPath(b)
-	if err := writeFileAtomic(out, data, 0o644); err != nil {
+	if err := atomicfile.Write(out, data, 0o644); err != nil {
 		return nil, err
 	}
 	if err := p.WriteFile(filepath.Join(o.OutDir(b), "expected-pcrs.json")); err != nil {
@@ -271,7 +272,7 @@ func appendSection(path, name, body string) error {
 		}
 	}
 	s += begin + body + end
-	return writeFileAtomic(path, []byte(s), 0o644)
+	return atomicfile.Write(path, []byte(s), 0o644)
 }
 
 // checkPayloadFits fails before a long build when the payload cannot fit

@@ -46,7 +46,7 @@ func run(ctx context.Context, stdin *os.File, stdout io.Writer, file string) err
 		return err
 	}
 	if err := (attest.FileCounter{Path: file}).Store(2); err != nil {
-		return fmt.Errorf("token programmed, but %s could not be written: %w", file, err)
+		return fmt.Errorf("token programmed, but the HOTP counter could not be saved: %w", err)
 	}
 	fmt.Fprintf(stdout, "%s programmed with the TPM-sealed HOTP secret.\n", tok.Model())
 	return nil

@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/goheads/goheads/pkg/atomicfile"
 	"github.com/goheads/goheads/pkg/otp"
 )
 
@@ -47,32 +47,10 @@ func (f FileCounter) Load() (uint64, error) {
 	return v, nil
 }
 
-// Store writes the counter.
+// Store writes the counter: after a power cut the file holds the old value
+// or the new one.
 func (f FileCounter) Store(v uint64) error {
-	tmp := f.Path + ".tmp"
-	w, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := fmt.Fprintf(w, "%d\n", v); err != nil {
-		w.Close()
-		return err
-	}
-	if err := w.Sync(); err != nil {
-		w.Close()
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, f.Path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(f.Path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.Write(f.Path, fmt.Appendf(nil, "%d\n", v), 0o644)
 }
 
 // HOTPCode unseals the secret, computes the HOTP code for the stored

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/goheads/goheads/pkg/atomicfile"
 	"github.com/goheads/goheads/pkg/measure"
 )
 
@@ -76,7 +77,7 @@ func Update(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.BackupCopy != "" {
 		if err := writeSynced(o.BackupCopy, current); err != nil {
-			return nil, fmt.Errorf("save the backup to %s: %w; nothing was written to the flash", o.BackupCopy, err)
+			return nil, fmt.Errorf("save the backup: %w; nothing was written to the flash", err)
 		}
 		res.BackupCopy = o.BackupCopy
 		fmt.Fprintf(out, "Saved the current firmware to %s.\n", o.BackupCopy)
@@ -126,33 +127,6 @@ func Update(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-// writeSynced writes b to p through a temporary file, fsyncs it and its
-// directory and renames it into place: after a power cut p is either
-// absent or whole.
-func writeSynced(p string, b []byte) error {
-	tmp := p + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(filepath.Dir(p))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+// writeSynced writes b to p atomically: after a power cut p is either
+// absent (or its old self) or whole.
+func writeSynced(p string, b []byte) error { return atomicfile.Write(p, b, 0o600) }

@@ -28,6 +28,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/goheads/goheads/pkg/atomicfile"
 	"github.com/goheads/goheads/pkg/cbfs"
 	"github.com/goheads/goheads/pkg/measure"
 )
@@ -189,11 +190,7 @@ func (p *Prediction) WriteFile(path string) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, append(b, '\n'), 0o644)
 }
 
 // ReadFile reads an expected-pcrs.json.

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/goheads/goheads/pkg/atomicfile"
 	"github.com/goheads/goheads/pkg/attest"
 	"github.com/goheads/goheads/pkg/benchlog"
 	"github.com/goheads/goheads/pkg/bootdisk"
@@ -561,13 +562,7 @@ func (s *Session) SetConfig(key, value string) error {
 	return writeAtomic(config.RuntimePath, s.Config.Bytes())
 }
 
-func writeAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func writeAtomic(path string, b []byte) error { return atomicfile.Write(path, b, 0o644) }
 
 // SortedPCRs lists PCR indices in order.
 func SortedPCRs(m map[int][]byte) []int {
