@@ -26,7 +26,8 @@ var boards = []struct {
 
 // TestVMTOTP: boot 1 seals a TOTP secret (the test reads its base32 from
 // the console); boot 2 shows the code the host computes for the VM's clock;
-// after the recovery shell poisons PCR 4 the unseal fails naming PCR 4.
+// after the recovery shell poisons PCR 4 the unseal fails naming PCR 4;
+// boot 3 enters the recovery shell with 'r' in init's key window.
 func TestVMTOTP(t *testing.T) {
 	for _, b := range boards {
 		t.Run(b.name, func(t *testing.T) {
@@ -85,6 +86,24 @@ func TestVMTOTP(t *testing.T) {
 			pcr4 := vm.Shell(t, "tpmr pcrread 4", time.Minute)
 			if got := replay(t, b.fam, logText, 4); got != pcr4 {
 				t.Errorf("PCR 4 = %s; host replay of the runtime log = %s\nlog:\n%s", pcr4, got, logText)
+			}
+			vm.MustSend(t, "poweroff\r")
+			vm.Wait(time.Minute)
+
+			// Boot 3, the board as shipped (gui-init as the boot script):
+			// 'r' in init's key window, which opens with the banner, gives
+			// the recovery shell with PCR 4 poisoned before the menu ever
+			// runs.
+			cfg.Append = a.Cmdline
+			vm = vmtest.StartT(t, cfg)
+			vm.MustExpectRE(t, `kernel uptime [0-9.]+ s`, 2*time.Minute)
+			vm.MustSend(t, "r")
+			vm.MustExpect(t, "Recovery shell requested.", time.Minute)
+			vm.MustExpect(t, "sealed secrets stay locked", time.Minute)
+			vm.MustExpect(t, "> ", time.Minute)
+			out = vm.Shell(t, "unseal-totp || echo REFUSED", time.Minute)
+			if !strings.Contains(out, "REFUSED") || !strings.Contains(out, "PCR 4 changed") {
+				t.Fatalf("unseal after 'r' in the key window should fail naming PCR 4:\n%s", out)
 			}
 			vm.MustSend(t, "poweroff\r")
 			vm.Wait(time.Minute)
