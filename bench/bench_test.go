@@ -251,7 +251,7 @@ func benchVM(t *testing.T, tb *table, board string) {
 // (waits for swtpm and the disk still pass in real time: sleep=on). TCG
 // only: KVM has no icount.
 func benchICount(t *testing.T, tb *table, m *scenario.Machine) {
-	if a := os.Getenv("QEMU_ACCEL"); a != "" && a != "tcg" {
+	if vmtest.Accel() != "tcg" {
 		return
 	}
 	var kern, user []time.Duration

@@ -51,7 +51,7 @@ func Bench(ctx context.Context, o *Options, b *Board, w io.Writer) error {
 		return err
 	}
 	rows = append(rows, fx...)
-	fmt.Fprintf(w, "goheads bench: board %s, %s, QEMU accel %s\n\n", b.Name, bd.Initramfs.Version, accelName())
+	fmt.Fprintf(w, "goheads bench: board %s, %s, QEMU accel %s\n\n", b.Name, bd.Initramfs.Version, vmtest.Accel())
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "metric\tvalue\ttarget\tnote")
 	fmt.Fprintln(tw, "------\t-----\t------\t----")
@@ -59,13 +59,6 @@ func Bench(ctx context.Context, o *Options, b *Board, w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.metric, r.value, r.target, r.note)
 	}
 	return tw.Flush()
-}
-
-func accelName() string {
-	if a := envOr("QEMU_ACCEL", ""); a != "" {
-		return a
-	}
-	return "tcg"
 }
 
 func bytesStr(n int64) string {

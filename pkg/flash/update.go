@@ -76,7 +76,8 @@ func Update(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("save the backup: %w", err)
 	}
 	if o.BackupCopy != "" {
-		if err := writeSynced(o.BackupCopy, current); err != nil {
+		// Staged: after a power cut the copy is absent, old or whole.
+		if err := atomicfile.Write(o.BackupCopy, current, 0o600); err != nil {
 			return nil, fmt.Errorf("save the backup: %w; nothing was written to the flash", err)
 		}
 		res.BackupCopy = o.BackupCopy
@@ -126,7 +127,3 @@ func Update(ctx context.Context, o Options) (*Result, error) {
 	fmt.Fprintf(out, "Firmware updated and verified. Reboot to run it.\n")
 	return res, nil
 }
-
-// writeSynced writes b to p atomically: after a power cut p is either
-// absent (or its old self) or whole.
-func writeSynced(p string, b []byte) error { return atomicfile.Write(p, b, 0o600) }

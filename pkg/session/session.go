@@ -555,14 +555,12 @@ func (s *Session) SetConfig(key, value string) error {
 		user = config.New()
 	}
 	user.Set(key, value)
-	if err := writeAtomic(config.UserPath, user.Bytes()); err != nil {
+	if err := atomicfile.Write(config.UserPath, user.Bytes(), 0o644); err != nil {
 		return err
 	}
 	s.Config.Set(key, value)
-	return writeAtomic(config.RuntimePath, s.Config.Bytes())
+	return atomicfile.Write(config.RuntimePath, s.Config.Bytes(), 0o644)
 }
-
-func writeAtomic(path string, b []byte) error { return atomicfile.Write(path, b, 0o644) }
 
 // SortedPCRs lists PCR indices in order.
 func SortedPCRs(m map[int][]byte) []int {

@@ -195,7 +195,8 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	return vm, nil
 }
 
-func accel() string {
+// Accel is the QEMU accelerator VMs use: QEMU_ACCEL, else "tcg".
+func Accel() string {
 	if a := os.Getenv("QEMU_ACCEL"); a != "" {
 		return a
 	}
@@ -226,7 +227,7 @@ func (vm *VM) qemuArgs(tpmArgs []string) ([]string, error) {
 	}
 	cpu := "max"
 	args := []string{
-		"-machine", machine + ",accel=" + accel(),
+		"-machine", machine + ",accel=" + Accel(),
 		"-cpu", cpu,
 		"-m", fmt.Sprint(mem),
 		"-smp", fmt.Sprint(cpus),
